@@ -1,0 +1,1 @@
+"""Medical images: reading, de-identification, lung extraction and the slice store."""
