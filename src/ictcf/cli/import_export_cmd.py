@@ -2,6 +2,100 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+from pathlib import Path
+
 import click
 
-COMMANDS: list[click.Command] = []
+from ictcf.cli.common import CLIContext, database_url_option, pass_cli_context, resolve_database_url
+from ictcf.db import open_database
+from ictcf.ingest.importer import ImportReport, import_ictcf_export
+
+#: Folder under the ictcf home where import reports go when --report is not given.
+REPORTS_FOLDER = "import-reports"
+
+
+def default_report_path(context: CLIContext, report: ImportReport) -> Path:
+    """Return ``<ictcf home>/import-reports/<UTC time>-<first 12 hex digits of SHA-256>.json``."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return context.settings.home / REPORTS_FOLDER / f"{stamp}-{report.sha256[:12]}.json"
+
+
+def write_report(report: ImportReport, path: Path) -> None:
+    """Write the import report as indented JSON."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+
+
+@click.command("ictcf-export")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--cohort",
+    default=None,
+    metavar="NAME",
+    help=(
+        "Cohort of every imported patient. Default: the paper's split by patient number, "
+        "cohort1 for Patient 1-1170 and cohort2 for Patient 1171-1521."
+    ),
+)
+@click.option(
+    "--skip-invalid",
+    is_flag=True,
+    help="List malformed lines in the report and import the rest, instead of stopping.",
+)
+@database_url_option
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the import report (JSON) here. Default: import-reports/ in the ictcf home folder.",
+)
+@pass_cli_context
+def import_ictcf_export_command(
+    context: CLIContext,
+    file: Path,
+    cohort: str | None,
+    skip_invalid: bool,
+    database_url: str | None,
+    report_path: Path | None,
+) -> None:
+    """Import the iCTCF patient export FILE into the database, in one transaction.
+
+    Importing the same file again changes nothing. A patient already stored with different
+    content stops the import with an error and leaves the database unchanged.
+    """
+    factory = open_database(resolve_database_url(context, database_url))
+    report = import_ictcf_export(
+        factory, file, cohort=cohort, skip_invalid=skip_invalid, progress=context.progress
+    )
+    report_path = report_path or default_report_path(context, report)
+    write_report(report, report_path)
+
+    if report.changed:
+        click.echo(
+            f"Imported {file.name}: {report.patients_added} patients added, "
+            f"{report.patients_unchanged} unchanged, {len(report.skipped)} lines skipped; "
+            f"{report.measurements_added} CF values in {report.elapsed_s:.1f} s "
+            f"(import run {report.import_run_id})."
+        )
+    elif report.patients_unchanged:
+        click.echo(
+            f"Nothing changed: all {report.patients_unchanged} patients of {file.name} are "
+            f"already stored ({len(report.skipped)} lines skipped)."
+        )
+    else:
+        click.echo(
+            f"Nothing imported: {file.name} has no valid patient line "
+            f"({len(report.skipped)} lines skipped; see the report)."
+        )
+    if report.warnings:
+        count = len(report.warnings)
+        click.echo(f"{count} warning{'' if count == 1 else 's'}; see the report.")
+    click.echo(f"Report: {report_path}")
+
+
+COMMANDS: list[click.Command] = [import_ictcf_export_command]

@@ -34,7 +34,11 @@ class CTEvidence(enum.StrEnum):
 
 
 class MorbidityForm(enum.StrEnum):
-    """The morbidity form exactly as recorded by the hospitals (eight values in the export)."""
+    """The morbidity form as recorded by the hospitals.
+
+    The iCTCF export uses exactly the first eight members. ``UNKNOWN`` is for patients that are
+    created from images alone (DICOM, JPEG or NIfTI imports) and have no clinical record.
+    """
 
     MILD = "mild"
     REGULAR = "regular"
@@ -46,6 +50,8 @@ class MorbidityForm(enum.StrEnum):
     SUSPECTED = "suspected"
     #: Suspected at admission, COVID-19 confirmed later.
     SUSPECTED_CONFIRMED_LATER = "suspected_confirmed_later"
+    #: No clinical record: the patient was created from images only, never from the export.
+    UNKNOWN = "unknown"
 
 
 class MorbidityType(enum.StrEnum):
@@ -57,6 +63,8 @@ class MorbidityType(enum.StrEnum):
     #: Type II: severe and critically ill.
     TYPE_II = "type_ii"
     SUSPECTED = "suspected"
+    #: No morbidity form known (patients created from images only).
+    UNKNOWN = "unknown"
 
 
 class Outcome(enum.StrEnum):
@@ -91,4 +99,5 @@ MORBIDITY_TYPE_OF_FORM: dict[MorbidityForm, MorbidityType] = {
     MorbidityForm.CONTROL_CAP: MorbidityType.CONTROL,
     MorbidityForm.SUSPECTED: MorbidityType.SUSPECTED,
     MorbidityForm.SUSPECTED_CONFIRMED_LATER: MorbidityType.SUSPECTED,
+    MorbidityForm.UNKNOWN: MorbidityType.UNKNOWN,
 }

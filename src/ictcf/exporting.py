@@ -1,0 +1,230 @@
+"""Export the clinical features (CFs) of the database to CSV or Parquet.
+
+Two layouts:
+
+* ``long``: one row per measurement, with the patient fields needed to join
+  (:data:`LONG_PATIENT_COLUMNS`) and every measurement column (value, censoring, unit, range,
+  flags, raw value).
+* ``wide``: one row per patient with the patient fields (:data:`WIDE_PATIENT_COLUMNS`), then
+  one column per CF named ``cf_<ABBR>`` (``cf_LY``, ``cf_CD4/CD8``) holding the value in the
+  catalogue unit. A CF with at least one censored value also gets ``cf_<ABBR>_censoring``
+  (``<``, ``>`` or empty), so a censored limit is never read as an exact value. CF columns
+  follow the catalogue order: panels alphabetically, then CFs in the order they were added to
+  the catalogue. Empty cells are missing values.
+
+In CSV files list fields (underlying diseases) are joined with ``"; "``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from enum import StrEnum
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy.orm import Session, sessionmaker
+
+from ictcf.db.queries import load_cf_catalogue, load_measurements, load_patients
+from ictcf.errors import DataNotFoundError, InputError
+
+logger = logging.getLogger(__name__)
+
+
+class ExportFormat(StrEnum):
+    CSV = "csv"
+    PARQUET = "parquet"
+
+
+class ExportLayout(StrEnum):
+    LONG = "long"
+    WIDE = "wide"
+
+
+#: Prefix of the CF value columns of the wide layout.
+CF_COLUMN_PREFIX = "cf_"
+#: Suffix of the censoring columns of the wide layout.
+CENSORING_SUFFIX = "_censoring"
+#: Separator of list values (underlying diseases) in CSV files.
+LIST_SEPARATOR = "; "
+
+#: Patient fields repeated on every row of the long layout.
+LONG_PATIENT_COLUMNS = ["patient_id", "source_id", "cohort", "hospital"]
+#: Patient fields of the wide layout, before the CF columns.
+WIDE_PATIENT_COLUMNS = [
+    "patient_id",
+    "source_id",
+    "source_number",
+    "cohort",
+    "hospital",
+    "age",
+    "age_band",
+    "sex",
+    "body_temperature",
+    "pcr_result",
+    "ct_evidence",
+    "morbidity_form",
+    "morbidity_type",
+    "outcome",
+    "underlying_diseases",
+    "has_underlying_disease",
+]
+#: Measurement columns of the long layout, after the patient fields.
+LONG_MEASUREMENT_COLUMNS = [
+    "abbreviation",
+    "full_name",
+    "panel",
+    "value",
+    "censoring",
+    "unit",
+    "range_text",
+    "range_low",
+    "range_high",
+    "flag_given",
+    "flag_computed",
+    "raw_value",
+]
+
+
+def cf_table(
+    session: Session, *, layout: ExportLayout | str = ExportLayout.LONG, cohort: str | None = None
+) -> pd.DataFrame:
+    """Build the CF table of the database in the long or wide layout.
+
+    Parameters
+    ----------
+    session : Session
+        Open database session.
+    layout : {"long", "wide"}, default "long"
+        See the module documentation for the columns of each layout.
+    cohort : str, optional
+        Keep only the patients of this cohort.
+
+    Returns
+    -------
+    DataFrame
+        Long: ``LONG_PATIENT_COLUMNS + LONG_MEASUREMENT_COLUMNS``, ordered by patient and
+        catalogue order. Wide: ``WIDE_PATIENT_COLUMNS`` then the CF columns, one row per
+        patient ordered by ``patient_id``; ``underlying_diseases`` is a list.
+    """
+    layout = ExportLayout(layout)
+    patients = load_patients(session, cohort=cohort)
+    catalogue = load_cf_catalogue(session)
+    measurements = load_measurements(session, patient_ids=patients["patient_id"].tolist())
+    order = {abbreviation: index for index, abbreviation in enumerate(catalogue["abbreviation"])}
+
+    if layout is ExportLayout.LONG:
+        table = measurements.merge(
+            patients[LONG_PATIENT_COLUMNS], on="patient_id", how="inner", validate="many_to_one"
+        ).merge(
+            catalogue[["abbreviation", "full_name"]],
+            on="abbreviation",
+            how="left",
+            validate="many_to_one",
+        )
+        table["_order"] = table["abbreviation"].map(order)
+        table = table.sort_values(["patient_id", "_order"], kind="stable")
+        return table[LONG_PATIENT_COLUMNS + LONG_MEASUREMENT_COLUMNS].reset_index(drop=True)
+
+    wide = patients[WIDE_PATIENT_COLUMNS].set_index("patient_id")
+    abbreviations = [
+        abbreviation
+        for abbreviation in catalogue["abbreviation"]
+        if abbreviation in set(measurements["abbreviation"])
+    ]
+    values = measurements.pivot(index="patient_id", columns="abbreviation", values="value")
+    censoring = measurements.pivot(index="patient_id", columns="abbreviation", values="censoring")
+    censored = set(measurements.loc[measurements["censoring"].notna(), "abbreviation"])
+    columns: dict[str, pd.Series] = {}
+    for abbreviation in abbreviations:
+        name = f"{CF_COLUMN_PREFIX}{abbreviation}"
+        columns[name] = values[abbreviation].reindex(wide.index).astype("float64")
+        if abbreviation in censored:
+            columns[name + CENSORING_SUFFIX] = censoring[abbreviation].reindex(wide.index)
+    cf_frame = pd.DataFrame(columns, index=wide.index)
+    return pd.concat([wide, cf_frame], axis=1).reset_index()
+
+
+def export_cfs(
+    factory: sessionmaker[Session],
+    output: Path | str,
+    *,
+    file_format: ExportFormat | str | None = None,
+    layout: ExportLayout | str = ExportLayout.LONG,
+    cohort: str | None = None,
+) -> pd.DataFrame:
+    """Write the CF table of the database to a CSV or Parquet file.
+
+    Parameters
+    ----------
+    factory : sessionmaker
+        Session factory of an open database.
+    output : Path or str
+        File to write; its folder is created. The file is written to a temporary name first
+        and renamed, so an error never leaves a partial file.
+    file_format : {"csv", "parquet"}, optional
+        Default: from the suffix of ``output`` (``.csv`` or ``.parquet``).
+    layout : {"long", "wide"}, default "long"
+        See :func:`cf_table`.
+    cohort : str, optional
+        Keep only this cohort.
+
+    Returns
+    -------
+    DataFrame
+        The table that was written.
+
+    Raises
+    ------
+    InputError
+        If the format cannot be inferred from the suffix, or is unknown.
+    DataNotFoundError
+        If the database contains no measurements (for the cohort).
+    """
+    output = Path(output)
+    if file_format is None:
+        suffix = output.suffix.lower().lstrip(".")
+        if suffix not in {member.value for member in ExportFormat}:
+            raise InputError(
+                f"cannot tell the format from the suffix {output.suffix!r}; use .csv or "
+                ".parquet, or give --format csv|parquet.",
+                path=output,
+            )
+        file_format = suffix
+    try:
+        file_format = ExportFormat(file_format)
+        layout = ExportLayout(layout)
+    except ValueError as err:
+        raise InputError(
+            f"{err}. Use format csv or parquet and layout long or wide.", path=output
+        ) from err
+    with factory() as session:
+        table = cf_table(session, layout=layout, cohort=cohort)
+    if table.empty:
+        where = f" in cohort {cohort!r}" if cohort else ""
+        raise DataNotFoundError(
+            f"No clinical features to export{where}. Import the iCTCF export first with "
+            "`ictcf import ictcf-export FILE`."
+        )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary_name = tempfile.mkstemp(
+        prefix=f".{output.name}.", suffix=".part", dir=output.parent
+    )
+    os.close(handle)
+    temporary = Path(temporary_name)
+    try:
+        if file_format is ExportFormat.CSV:
+            written = table.copy()
+            if "underlying_diseases" in written:
+                written["underlying_diseases"] = written["underlying_diseases"].map(
+                    LIST_SEPARATOR.join
+                )
+            written.to_csv(temporary, index=False)
+        else:
+            table.to_parquet(temporary, index=False)
+        temporary.replace(output)
+    finally:
+        temporary.unlink(missing_ok=True)
+    logger.info("wrote %d rows (%s, %s layout)", len(table), file_format.value, layout.value)
+    return table
