@@ -1,0 +1,435 @@
+"""Attribute extraction from DICOM headers: per-frame geometry, rescale, image type, encoding.
+
+This module turns a :class:`pydicom.Dataset` into plain values (numpy arrays, floats, strings)
+so that :mod:`ictcf.imaging.geometry` can stay free of DICOM. Enhanced multi-frame objects are
+read from their functional groups: a value in (5200,9230) PerFrameFunctionalGroupsSequence
+overrides the one in (5200,9229) SharedFunctionalGroupsSequence, which overrides the top-level
+attribute.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from numpy.typing import NDArray
+from pydicom import uid as dicom_uid
+from pydicom.dataset import Dataset
+from pydicom.pixels import get_decoder
+
+logger = logging.getLogger(__name__)
+
+#: ImageType (0008,0008) values that mark a projection scout rather than a cross-section
+#: (LOCALIZER is the standard term; TOPOGRAM is Siemens, SCOUT GE, SURVIEW Philips,
+#: SCANOGRAM Toshiba/Canon).
+LOCALIZER_IMAGE_TYPES = frozenset({"LOCALIZER", "TOPOGRAM", "SCOUT", "SURVIEW", "SCANOGRAM"})
+#: SOP classes of secondary-capture images, which often carry burned-in text and no geometry.
+SECONDARY_CAPTURE_SOP_CLASSES = frozenset(
+    {
+        "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture Image Storage
+        "1.2.840.10008.5.1.4.1.1.7.1",  # Multi-frame Single Bit SC
+        "1.2.840.10008.5.1.4.1.1.7.2",  # Multi-frame Grayscale Byte SC
+        "1.2.840.10008.5.1.4.1.1.7.3",  # Multi-frame Grayscale Word SC
+        "1.2.840.10008.5.1.4.1.1.7.4",  # Multi-frame True Color SC
+    }
+)
+#: Largest inflated size (bytes) of a Deflated Explicit VR Little Endian file. 256 MiB fits a
+#: 512-frame 512x512 16-bit enhanced CT, and a deflate bomb stops here.
+MAX_INFLATED_DICOM_BYTES = 256 * 1024 * 1024
+#: Chunk (bytes) read from and inflated out of a deflated file per step, so memory stays bounded.
+INFLATE_CHUNK_BYTES = 1024 * 1024
+
+#: Decoder packages to suggest per compressed transfer syntax when pydicom has no decoder.
+_DECODER_HINTS = {
+    dicom_uid.JPEGBaseline8Bit: "pylibjpeg and pylibjpeg-libjpeg (or python-gdcm)",
+    dicom_uid.JPEGExtended12Bit: "pylibjpeg and pylibjpeg-libjpeg",
+    dicom_uid.JPEGLossless: "pylibjpeg and pylibjpeg-libjpeg (or python-gdcm)",
+    dicom_uid.JPEGLosslessSV1: "pylibjpeg and pylibjpeg-libjpeg (or python-gdcm)",
+    dicom_uid.JPEGLSLossless: "pylibjpeg and pylibjpeg-libjpeg (or python-gdcm)",
+    dicom_uid.JPEGLSNearLossless: "pylibjpeg and pylibjpeg-libjpeg (or python-gdcm)",
+    dicom_uid.JPEG2000Lossless: "pylibjpeg and pylibjpeg-openjpeg (or python-gdcm)",
+    dicom_uid.JPEG2000: "pylibjpeg and pylibjpeg-openjpeg (or python-gdcm)",
+    dicom_uid.RLELossless: "pylibjpeg-rle",
+}
+
+
+class MissingAttributeError(ValueError):
+    """A header lacks an attribute needed to place a frame in space."""
+
+
+@dataclass(frozen=True)
+class FrameAttributes:
+    """Geometry and value transform of one frame.
+
+    Attributes
+    ----------
+    position_mm : ndarray of shape (3,)
+        (0020,0032) ImagePositionPatient.
+    orientation : ndarray of shape (6,)
+        (0020,0037) ImageOrientationPatient.
+    pixel_spacing_mm : (float, float)
+        (0028,0030) PixelSpacing as (row spacing, column spacing).
+    slice_thickness_mm : float
+        (0018,0050) SliceThickness, NaN when absent.
+    spacing_between_slices_mm : float
+        (0018,0088) SpacingBetweenSlices, NaN when absent.
+    rescale : (float, float) or None
+        ``(slope, intercept)``; None when neither (0028,1053) RescaleSlope nor (0028,1052)
+        RescaleIntercept is present at any level.
+    rescale_source : str
+        ``"per-frame"``, ``"shared"``, ``"top-level"``, ``"modality-lut"`` or ``"missing"``.
+    frame_type : tuple of str
+        (0008,9007) FrameType for enhanced objects, else (0008,0008) ImageType.
+    kernel : str
+        (0018,1210) ConvolutionKernel joined with ``\\``, empty when absent.
+    """
+
+    position_mm: NDArray[np.float64]
+    orientation: NDArray[np.float64]
+    pixel_spacing_mm: tuple[float, float]
+    slice_thickness_mm: float
+    spacing_between_slices_mm: float
+    rescale: tuple[float, float] | None
+    rescale_source: str
+    frame_type: tuple[str, ...]
+    kernel: str
+
+
+def number_of_frames(dataset: Dataset) -> int:
+    """Return (0028,0008) NumberOfFrames, 1 when absent or empty."""
+    value = dataset.get("NumberOfFrames")
+    if value in (None, ""):
+        return 1
+    return max(1, int(value))
+
+
+def _first_item(container: Dataset | None, keyword: str) -> Dataset | None:
+    if container is None:
+        return None
+    sequence = container.get(keyword)
+    if not sequence:
+        return None
+    item: Dataset = sequence[0]
+    return item
+
+
+def _functional_groups(
+    dataset: Dataset, frame_index: int | None
+) -> tuple[Dataset | None, Dataset | None]:
+    shared = _first_item(dataset, "SharedFunctionalGroupsSequence")
+    per_frame = None
+    sequence = dataset.get("PerFrameFunctionalGroupsSequence")
+    if sequence and frame_index is not None and frame_index < len(sequence):
+        per_frame = sequence[frame_index]
+    return per_frame, shared
+
+
+def _macro_value(
+    dataset: Dataset,
+    groups: tuple[Dataset | None, Dataset | None],
+    macro: str,
+    keyword: str,
+) -> tuple[Any, str]:
+    """Find ``keyword`` in a functional-group macro (per-frame, then shared), then at top level."""
+    for level, group in zip(("per-frame", "shared"), groups, strict=True):
+        item = _first_item(group, macro)
+        if item is not None and keyword in item and item[keyword].value not in (None, ""):
+            return item[keyword].value, level
+    value = dataset.get(keyword)
+    if value not in (None, ""):
+        return value, "top-level"
+    return None, "missing"
+
+
+def _float_or_nan(value: Any) -> float:
+    if value in (None, ""):
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def frame_attributes(dataset: Dataset, frame_index: int | None = None) -> FrameAttributes:
+    """Extract the geometry and rescale of one frame from a header.
+
+    Parameters
+    ----------
+    dataset : pydicom.Dataset
+        A header read with or without pixel data.
+    frame_index : int or None
+        0-based frame of an enhanced multi-frame object; None for a single-frame image.
+
+    Returns
+    -------
+    FrameAttributes
+
+    Raises
+    ------
+    MissingAttributeError
+        If the position, orientation or pixel spacing is missing or malformed; the message
+        names the tag.
+    """
+    groups = _functional_groups(dataset, frame_index)
+    position, _ = _macro_value(dataset, groups, "PlanePositionSequence", "ImagePositionPatient")
+    orientation, _ = _macro_value(
+        dataset, groups, "PlaneOrientationSequence", "ImageOrientationPatient"
+    )
+    spacing, _ = _macro_value(dataset, groups, "PixelMeasuresSequence", "PixelSpacing")
+    if position is None or len(position) != 3:
+        raise MissingAttributeError("(0020,0032) ImagePositionPatient is missing or not 3 values")
+    if orientation is None or len(orientation) != 6:
+        raise MissingAttributeError(
+            "(0020,0037) ImageOrientationPatient is missing or not 6 values"
+        )
+    if spacing is None or len(spacing) != 2 or min(float(v) for v in spacing) <= 0:
+        raise MissingAttributeError(
+            "(0028,0030) PixelSpacing is missing, not 2 values, or not positive"
+        )
+    thickness, _ = _macro_value(dataset, groups, "PixelMeasuresSequence", "SliceThickness")
+    between, _ = _macro_value(dataset, groups, "PixelMeasuresSequence", "SpacingBetweenSlices")
+
+    rescale, source = frame_rescale(dataset, frame_index)
+
+    frame_type_value, level = _macro_value(dataset, groups, "CTImageFrameTypeSequence", "FrameType")
+    if level == "top-level" or frame_type_value is None:
+        frame_type_value = dataset.get("ImageType")
+    frame_type = _as_strings(frame_type_value)
+    kernel_value, _ = _macro_value(dataset, groups, "CTReconstructionSequence", "ConvolutionKernel")
+    kernel = "\\".join(_as_strings(kernel_value))
+
+    return FrameAttributes(
+        position_mm=np.asarray([float(v) for v in position], dtype=np.float64),
+        orientation=np.asarray([float(v) for v in orientation], dtype=np.float64),
+        pixel_spacing_mm=(float(spacing[0]), float(spacing[1])),
+        slice_thickness_mm=_float_or_nan(thickness),
+        spacing_between_slices_mm=_float_or_nan(between),
+        rescale=rescale,
+        rescale_source=source,
+        frame_type=frame_type,
+        kernel=kernel,
+    )
+
+
+def frame_rescale(
+    dataset: Dataset, frame_index: int | None = None
+) -> tuple[tuple[float, float] | None, str]:
+    """Find the rescale slope and intercept that apply to one frame.
+
+    Returns
+    -------
+    rescale : (float, float) or None
+        ``(slope, intercept)``. A missing slope with a present intercept (or the reverse)
+        takes 1 or 0 for the missing value. None when the frame has a (0028,3000)
+        ModalityLUTSequence (apply it with :func:`pydicom.pixels.apply_modality_lut`) or no
+        rescale at all.
+    source : str
+        Where the values came from: ``"per-frame"``, ``"shared"``, ``"top-level"``,
+        ``"modality-lut"`` or ``"missing"``.
+    """
+    groups = _functional_groups(dataset, frame_index)
+    for level, group in zip(("per-frame", "shared"), groups, strict=True):
+        item = _first_item(group, "PixelValueTransformationSequence")
+        if item is not None and ("RescaleSlope" in item or "RescaleIntercept" in item):
+            return _slope_intercept(item), level
+    if dataset.get("ModalityLUTSequence"):
+        return None, "modality-lut"
+    if "RescaleSlope" in dataset or "RescaleIntercept" in dataset:
+        return _slope_intercept(dataset), "top-level"
+    return None, "missing"
+
+
+def _slope_intercept(item: Dataset) -> tuple[float, float]:
+    slope = _float_or_nan(item.get("RescaleSlope"))
+    intercept = _float_or_nan(item.get("RescaleIntercept"))
+    return (1.0 if math.isnan(slope) else slope, 0.0 if math.isnan(intercept) else intercept)
+
+
+def _as_strings(value: Any) -> tuple[str, ...]:
+    if value in (None, ""):
+        return ()
+    if isinstance(value, str | bytes):
+        return (str(value).strip().upper(),)
+    return tuple(str(part).strip().upper() for part in value)
+
+
+def localizer_reason(dataset: Dataset, frame_type: tuple[str, ...]) -> str | None:
+    """Return why an image is a localizer (scout), or None for a cross-sectional image."""
+    marked = LOCALIZER_IMAGE_TYPES.intersection(frame_type)
+    if marked:
+        return f"localizer: (0008,0008) ImageType contains {sorted(marked)[0]}"
+    description = str(dataset.get("SeriesDescription", "")).upper()
+    for word in sorted(LOCALIZER_IMAGE_TYPES):
+        if word in description:
+            return f"localizer: (0008,103E) SeriesDescription contains {word}"
+    return None
+
+
+def is_secondary_capture(dataset: Dataset) -> bool:
+    """Return whether the SOP class is one of the secondary-capture classes."""
+    return str(dataset.get("SOPClassUID", "")) in SECONDARY_CAPTURE_SOP_CLASSES
+
+
+def transfer_syntax(dataset: Dataset) -> str:
+    """Return (0002,0010) TransferSyntaxUID, or Implicit VR Little Endian when absent."""
+    meta = getattr(dataset, "file_meta", None)
+    value = meta.get("TransferSyntaxUID") if meta is not None else None
+    return str(value) if value else str(dicom_uid.ImplicitVRLittleEndian)
+
+
+def unsupported_syntax_message(transfer_syntax_uid: str) -> str | None:
+    """Explain why pixel data in ``transfer_syntax_uid`` cannot be decoded, or return None.
+
+    The message names the syntax and the packages to install.
+    """
+    syntax = dicom_uid.UID(transfer_syntax_uid)
+    name = syntax.name if syntax.is_valid and syntax.name != transfer_syntax_uid else "unknown"
+    try:
+        decoder = get_decoder(syntax)
+    except NotImplementedError:
+        return (
+            f"compressed transfer syntax {name} ({transfer_syntax_uid}) is not supported: "
+            "no pixel decoder exists for it in pydicom; convert the files to an uncompressed "
+            "or JPEG/JPEG 2000/RLE syntax (for example with dcmdjpeg or gdcmconv)"
+        )
+    if decoder.is_available:
+        return None
+    hint = _DECODER_HINTS.get(syntax, ", ".join(decoder.missing_dependencies) or "a decoder")
+    return (
+        f"compressed transfer syntax {name} ({transfer_syntax_uid}) is not supported: "
+        f"install {hint}"
+    )
+
+
+def expected_pixel_bytes(dataset: Dataset) -> int:
+    """Return the length in bytes of native (uncompressed) pixel data described by the header."""
+    rows = int(dataset.get("Rows", 0))
+    columns = int(dataset.get("Columns", 0))
+    samples = int(dataset.get("SamplesPerPixel", 1) or 1)
+    bits = int(dataset.get("BitsAllocated", 16) or 16)
+    total_bits = rows * columns * samples * number_of_frames(dataset) * bits
+    return (total_bits + 7) // 8
+
+
+def check_deflated_size(path: Path, limit_bytes: int = MAX_INFLATED_DICOM_BYTES) -> None:
+    """Inflate the body of a Deflated Explicit VR Little Endian file in chunks and check its size.
+
+    Memory stays near :data:`INFLATE_CHUNK_BYTES` whatever the inflated size.
+
+    Raises
+    ------
+    ValueError
+        If the body inflates beyond ``limit_bytes`` or is not a valid deflate stream.
+    """
+    meta = pydicom.filereader.read_file_meta_info(path)
+    if str(meta.get("TransferSyntaxUID", "")) != dicom_uid.DeflatedExplicitVRLittleEndian:
+        return
+    with path.open("rb") as handle:
+        _skip_to_dataset(handle)
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        total = 0
+        for chunk in _read_chunks(handle):
+            data = inflater.decompress(chunk, INFLATE_CHUNK_BYTES)
+            while True:
+                total += len(data)
+                if total > limit_bytes:
+                    raise ValueError(
+                        f"deflated dataset inflates to more than {limit_bytes // (1024 * 1024)} "
+                        "MiB; the file is rejected as a possible deflate bomb"
+                    )
+                if not inflater.unconsumed_tail:
+                    break
+                data = inflater.decompress(inflater.unconsumed_tail, INFLATE_CHUNK_BYTES)
+            if inflater.eof:
+                break
+
+
+def _read_chunks(handle: Any) -> Iterator[bytes]:
+    while True:
+        chunk = handle.read(INFLATE_CHUNK_BYTES)
+        if not chunk:
+            return
+        yield chunk
+
+
+def _skip_to_dataset(handle: Any) -> None:
+    """Position ``handle`` after the preamble and the (0002,xxxx) file meta group."""
+    import struct
+
+    preamble = handle.read(132)
+    if preamble[128:132] != b"DICM":
+        handle.seek(0)
+    while True:
+        start = handle.tell()
+        header = handle.read(8)
+        if len(header) < 8:
+            raise ValueError("file ends inside the file meta information")
+        group, element = struct.unpack("<HH", header[:4])
+        if group != 0x0002:
+            handle.seek(start)
+            return
+        vr = header[4:6]
+        if vr in (b"OB", b"OW", b"OF", b"SQ", b"UT", b"UN", b"UC", b"UR", b"OD", b"OL", b"OV"):
+            length = struct.unpack("<I", handle.read(4))[0]
+        else:
+            length = struct.unpack("<H", header[6:8])[0]
+        handle.seek(length, 1)
+        del element
+
+
+#: JPEG 2000 codestream start (SOC + SIZ markers) and JP2 file signature box.
+_J2K_STARTS = (b"\xff\x4f\xff\x51", b"\x00\x00\x00\x0cjP  ")
+_JPEG_START = b"\xff\xd8"
+#: End-of-image (JPEG, JPEG-LS) and end-of-codestream (JPEG 2000) marker.
+_END_MARKER = b"\xff\xd9"
+
+
+def check_encapsulated_frame(frame: bytes, transfer_syntax_uid: str) -> None:
+    """Check that a compressed frame is complete before it is decoded.
+
+    Decoders may return a partly decoded image for a truncated codestream. This check rejects
+    JPEG, JPEG-LS and JPEG 2000 frames without their start and end markers, and RLE frames
+    whose segment offsets point outside the frame.
+
+    Raises
+    ------
+    ValueError
+        With the reason.
+    """
+    syntax = dicom_uid.UID(transfer_syntax_uid)
+    body = frame.rstrip(b"\x00")
+    if syntax == dicom_uid.RLELossless:
+        if len(frame) < 64:
+            raise ValueError(f"RLE frame of {len(frame)} bytes is shorter than its 64-byte header")
+        segments = struct.unpack("<16I", frame[:64])
+        count = segments[0]
+        if not 1 <= count <= 15:
+            raise ValueError(f"RLE header declares {count} segments (1-15 allowed)")
+        offsets = segments[1 : count + 1]
+        if offsets[0] != 64 or any(b <= a for a, b in itertools.pairwise(offsets)):
+            raise ValueError("RLE segment offsets are not increasing from 64")
+        if offsets[-1] >= len(frame):
+            raise ValueError("RLE segment offsets point past the end of the frame (truncated)")
+        return
+    if syntax in (dicom_uid.JPEG2000Lossless, dicom_uid.JPEG2000) or syntax.name.startswith(
+        "High-Throughput JPEG 2000"
+    ):
+        if not body.startswith(_J2K_STARTS):
+            raise ValueError("JPEG 2000 frame does not start with an SOC marker or JP2 signature")
+        if not body.endswith(_END_MARKER):
+            raise ValueError("JPEG 2000 codestream has no EOC marker at its end (truncated)")
+        return
+    if syntax.is_compressed and syntax.name.startswith(("JPEG", "JPEG-LS")):
+        if not body.startswith(_JPEG_START):
+            raise ValueError("JPEG frame does not start with an SOI marker")
+        if not body.endswith(_END_MARKER):
+            raise ValueError("JPEG frame has no EOI marker at its end (truncated)")
