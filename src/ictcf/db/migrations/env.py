@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+import ictcf.db.imaging_models  # noqa: F401  (registers the imaging tables on Base.metadata)
 from ictcf.db.models import Base
 
 target_metadata = Base.metadata
