@@ -1,7 +1,449 @@
-"""``ictcf cross-validate``, ``train``, ``predict`` and ``evaluate``."""
+"""``ictcf cross-validate``, ``train``, ``predict`` and ``evaluate``: the HUST-19 CF models."""
 
 from __future__ import annotations
 
-import click
+import datetime as dt
+import functools
+import logging
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
-COMMANDS: list[click.Command] = []
+import click
+import pandas as pd
+
+from ictcf.cli.common import (
+    CLIContext,
+    database_url_option,
+    output_option,
+    pass_cli_context,
+    resolve_database_url,
+)
+from ictcf.db.queries import load_measurements, load_patients
+from ictcf.db.session import open_database, session_scope
+from ictcf.errors import InputError
+from ictcf.evaluation.cross_validation import DEFAULT_FOLDS, DEFAULT_REPEATS
+from ictcf.features.cf_features import NormalisationPolicy
+from ictcf.models.artefact import load_model, save_model
+from ictcf.models.cf_network import CFNetworkConfig
+from ictcf.models.tasks import TASKS, get_task
+from ictcf.pipeline import (
+    build_run_info,
+    cross_validate_tasks,
+    evaluate_independent,
+    import_export_frames,
+    make_run_id,
+    train_final_model,
+    write_cross_validation_report,
+)
+
+logger = logging.getLogger(__name__)
+
+TASK_CHOICE = click.Choice(sorted(TASKS))
+
+
+def _load_frames(database_url: str, cohort: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    factory = open_database(database_url)
+    with session_scope(factory) as session:
+        patients = load_patients(session, cohort=cohort)
+        measurements = load_measurements(session)
+    if patients.empty:
+        where = f"cohort {cohort!r} of the database" if cohort else "the database"
+        raise InputError(
+            f"No patients found in {where}; import the iCTCF export first "
+            "(`ictcf import export FILE` or `ictcf demo`)."
+        )
+    return patients, measurements
+
+
+@contextmanager
+def _imported_export(
+    path: Path, database_url: str | None, progress: bool
+) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+    """Import ``path`` into ``database_url`` or a temporary SQLite file; yield its patients."""
+    with tempfile.TemporaryDirectory(prefix="ictcf-import-") as folder:
+        url = database_url or f"sqlite:///{Path(folder) / 'import.sqlite3'}"
+        imported = import_export_frames(url, path, progress=progress)
+        yield imported.patients, imported.measurements
+
+
+def _seed_option(function: click.decorators.FC) -> click.decorators.FC:
+    return click.option(
+        "--seed",
+        type=int,
+        default=0,
+        show_default=True,
+        help="Seed of the fold shuffles and of network training; one seed fixes the whole run.",
+    )(function)
+
+
+def _cohort_option(function: click.decorators.FC) -> click.decorators.FC:
+    return click.option(
+        "--cohort",
+        default=None,
+        help="Use only the patients of this cohort of the database (default: all patients).",
+    )(function)
+
+
+@click.command("cross-validate")
+@click.option(
+    "--task",
+    "tasks",
+    type=TASK_CHOICE,
+    multiple=True,
+    help="Task to cross-validate; repeat for both (default: morbidity and mortality).",
+)
+@click.option(
+    "--repeats",
+    type=click.IntRange(min=1),
+    default=DEFAULT_REPEATS,
+    show_default=True,
+    help="Repeats of the k-fold split, each with a new shuffle.",
+)
+@click.option(
+    "--folds",
+    type=click.IntRange(min=2),
+    default=DEFAULT_FOLDS,
+    show_default=True,
+    help="Folds per repeat (stratified by class, split by patient).",
+)
+@click.option(
+    "--max-epochs",
+    type=click.IntRange(min=1),
+    default=CFNetworkConfig().max_epochs,
+    show_default=True,
+    help="Upper limit on training epochs per fold (early stopping usually ends sooner).",
+)
+@_seed_option
+@click.option(
+    "--no-hospital-holdout",
+    is_flag=True,
+    help="Skip leave-one-hospital-out (train on the other hospitals, test on each one).",
+)
+@_cohort_option
+@database_url_option
+@functools.partial(
+    output_option,
+    help_text="Report folder to write (default: reports/<run id> in the working directory).",
+)
+@pass_cli_context
+def cross_validate_command(
+    context: CLIContext,
+    tasks: tuple[str, ...],
+    repeats: int,
+    folds: int,
+    max_epochs: int,
+    seed: int,
+    no_hospital_holdout: bool,
+    cohort: str | None,
+    database_url: str | None,
+    output: Path | None,
+) -> None:
+    """Cross-validate the CF models on the database's patients and write a report.
+
+    The report goes to OUTPUT (default reports/<run id>/): index.html, report.md,
+    metrics.json, tables, figures and predictions.csv with every out-of-fold prediction.
+    """
+    from ictcf.evaluation.report import format_headline_table
+
+    url = resolve_database_url(context, database_url)
+    patients, measurements = _load_frames(url, cohort)
+    policy = NormalisationPolicy()
+    config = CFNetworkConfig(max_epochs=max_epochs)
+    run_id = make_run_id(
+        {
+            "database": "patients",
+            "n_patients": len(patients),
+            "folds": folds,
+            "repeats": repeats,
+            "seed": seed,
+            "tasks": list(tasks),
+            "config": config.to_dict(),
+        }
+    )
+    run = cross_validate_tasks(
+        patients,
+        measurements,
+        tasks=list(tasks) or ["morbidity", "mortality"],
+        folds=folds,
+        repeats=repeats,
+        seed=seed,
+        policy=policy,
+        config=config,
+        hospital_holdout=not no_hospital_holdout,
+        data_label=f"database patients{f' of cohort {cohort}' if cohort else ''}",
+        progress=context.progress,
+    )
+    run_info = build_run_info(
+        run_id=run_id,
+        data={
+            "source": "database",
+            "cohort": cohort,
+            "patients_per_cohort": {
+                str(key): int(value) for key, value in patients["cohort"].value_counts().items()
+            },
+            "labelled_patients": run.labelled,
+        },
+        folds=folds,
+        repeats=repeats,
+        seed=seed,
+        policy=policy,
+        config=config,
+        durations_s=run.durations_s,
+        notes=run.notes,
+    )
+    report_dir = output or context.settings.reports_dir / run_id
+    index_html = write_cross_validation_report(report_dir, run, run_info)
+    click.echo(format_headline_table(run.summaries))
+    click.echo(f"Report: {index_html}")
+
+
+@click.command("train")
+@click.option("--task", type=TASK_CHOICE, required=True, help="Task of the model.")
+@click.option(
+    "--cv-repeats",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Cross-validate the same recipe first with this many repeats and store the "
+    "metrics with the model (0: skip).",
+)
+@click.option(
+    "--folds",
+    type=click.IntRange(min=2),
+    default=DEFAULT_FOLDS,
+    show_default=True,
+    help="Folds per repeat of the optional cross-validation.",
+)
+@click.option(
+    "--max-epochs",
+    type=click.IntRange(min=1),
+    default=CFNetworkConfig().max_epochs,
+    show_default=True,
+    help="Upper limit on training epochs (early stopping usually ends sooner).",
+)
+@_seed_option
+@_cohort_option
+@database_url_option
+@functools.partial(
+    output_option,
+    help_text="Model folder to write (default: models/<task>-<UTC time> in the ictcf home folder).",
+)
+@pass_cli_context
+def train_command(
+    context: CLIContext,
+    task: str,
+    cv_repeats: int,
+    folds: int,
+    max_epochs: int,
+    seed: int,
+    cohort: str | None,
+    database_url: str | None,
+    output: Path | None,
+) -> None:
+    """Fit the final CF model of TASK on every eligible patient and save it as a model folder.
+
+    Default OUTPUT: models/<task>-<UTC timestamp> in the ictcf home folder.
+    """
+    spec = get_task(task)
+    url = resolve_database_url(context, database_url)
+    patients, measurements = _load_frames(url, cohort)
+    trained = train_final_model(
+        patients,
+        measurements,
+        spec,
+        config=CFNetworkConfig(seed=seed, max_epochs=max_epochs),
+        cv_repeats=cv_repeats,
+        folds=folds,
+        seed=seed,
+        data_label=f"database patients{f' of cohort {cohort}' if cohort else ''}",
+        progress=context.progress,
+    )
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    folder = output or context.settings.models_dir / f"{task}-{stamp}"
+    cv_metrics = trained.cv_summary.to_dict() if trained.cv_summary is not None else None
+    save_model(
+        trained.model, folder, training_sha256=trained.training_sha256, cv_metrics=cv_metrics
+    )
+    counts = ", ".join(
+        f"{name} {count}" for name, count in trained.model.training["class_counts"].items()
+    )
+    click.echo(f"Trained the {task} model on {counts}.")
+    if trained.cv_summary is not None:
+        for class_name in trained.cv_summary.reported_classes:
+            row = trained.cv_summary.summary_row(class_name, "auc")
+            if row is not None:
+                click.echo(
+                    f"  CV AUC {class_name}: {row['mean']:.3f} "
+                    f"({row['ci_low']:.3f}-{row['ci_high']:.3f})"
+                )
+    click.echo(f"Model: {folder}")
+
+
+@click.command("predict")
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Model folder written by `ictcf train`.",
+)
+@click.option(
+    "--patients",
+    "source_ids",
+    multiple=True,
+    metavar="SOURCE_ID",
+    help="Patient number as in the export, such as 'Patient 17'; repeat for several.",
+)
+@click.option(
+    "--export",
+    "export_path",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="Score the patients of this iCTCF export file (imported into a temporary database).",
+)
+@click.option(
+    "--suspected", is_flag=True, help="Score every suspected patient (morbidity type 'suspected')."
+)
+@database_url_option
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="CSV file to write (default: standard output).",
+)
+@pass_cli_context
+def predict_command(
+    context: CLIContext,
+    model_path: Path,
+    source_ids: tuple[str, ...],
+    export_path: Path | None,
+    suspected: bool,
+    database_url: str | None,
+    output: Path | None,
+) -> None:
+    """Score patients with a saved model and write a CSV keyed by source_id.
+
+    Columns: source_id, hospital, label (the known class, empty for suspected or unknown),
+    prob_<class> per class, predicted_class. Choose the patients with --patients,
+    --suspected or --export (which may be combined to narrow an export down). With --export
+    the patients come from the file alone and --database-url is not used.
+    """
+    if not (source_ids or export_path or suspected):
+        raise click.UsageError("Give --patients, --suspected or --export to choose patients.")
+    artefact = load_model(model_path)
+    model = artefact.model
+
+    def score(patients: pd.DataFrame, measurements: pd.DataFrame) -> pd.DataFrame:
+        chosen = patients
+        if suspected:
+            chosen = chosen[chosen["morbidity_type"] == "suspected"]
+        if source_ids:
+            missing = sorted(set(source_ids) - set(chosen["source_id"]))
+            if missing:
+                raise InputError(
+                    f"Patients not found{' among suspected patients' if suspected else ''}: "
+                    f"{', '.join(missing)}. Check the numbers against the export."
+                )
+            chosen = chosen[chosen["source_id"].isin(source_ids)]
+        if chosen.empty:
+            raise InputError("No patients to score; check --patients, --suspected and --export.")
+        frame = model.predict_frame(chosen.reset_index(drop=True), measurements)
+        labels = chosen[model.task.label_column].astype(str).to_numpy()
+        frame.insert(
+            3, "label", [label if label in model.task.class_names else "" for label in labels]
+        )
+        return frame.drop(columns=["patient_id"])
+
+    if export_path is not None:
+        with _imported_export(export_path, None, context.progress) as (patients, measurements):
+            result = score(patients, measurements)
+    else:
+        url = resolve_database_url(context, database_url)
+        result = score(*_load_frames(url, None))
+
+    if output is None:
+        result.to_csv(sys.stdout, index=False, float_format="%.6f")
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    result.to_csv(output, index=False, float_format="%.6f")
+    click.echo(f"Wrote {len(result)} predictions to {output}", err=True)
+
+
+@click.command("evaluate")
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Model folder written by `ictcf train`.",
+)
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    required=True,
+    help="An iCTCF export file of an independent cohort.",
+)
+@database_url_option
+@functools.partial(
+    output_option,
+    help_text="Report folder to write (default: reports/<run id> in the working directory).",
+)
+@pass_cli_context
+def evaluate_command(
+    context: CLIContext,
+    model_path: Path,
+    data_path: Path,
+    database_url: str | None,
+    output: Path | None,
+) -> None:
+    """Evaluate a saved model on an independent cohort without retraining.
+
+    The export is imported into its own database: a temporary SQLite file, or --database-url
+    when given. The report goes to OUTPUT (default reports/<run id>/).
+    """
+    from ictcf.evaluation.report import format_headline_table
+
+    artefact = load_model(model_path)
+    with _imported_export(data_path, database_url, context.progress) as (patients, measurements):
+        predictions, summary = evaluate_independent(
+            artefact.model, patients, measurements, data_label=f"export {data_path.name}"
+        )
+    run_id = make_run_id({"model": artefact.metadata.get("weights_sha256"), "data": data_path.name})
+    run_info = build_run_info(
+        run_id=run_id,
+        data={
+            "file_name": data_path.name,
+            "labelled_patients": {artefact.model.task.name: len(predictions)},
+            "model": str(model_path),
+            "model_training_data_sha256": artefact.metadata.get("training_data_sha256"),
+        },
+        folds=0,
+        repeats=0,
+        seed=int(artefact.model.config.seed),
+        policy=artefact.model.policy,
+        config=artefact.model.config,
+        durations_s={},
+        notes=["Independent evaluation: the model was not retrained on this data."],
+        include_cv_notes=False,
+    )
+    report_dir = output or context.settings.reports_dir / run_id
+    from ictcf.evaluation.report import write_report
+
+    report_dir.mkdir(parents=True, exist_ok=True)
+    index_html = write_report(report_dir, [summary], run_info)
+    predictions.to_csv(report_dir / "predictions.csv", index=False)
+    click.echo(format_headline_table([summary]))
+    click.echo(f"Report: {index_html}")
+
+
+COMMANDS: list[click.Command] = [
+    cross_validate_command,
+    train_command,
+    predict_command,
+    evaluate_command,
+]

@@ -1,0 +1,320 @@
+"""Saving and loading trained CF models as versioned artefact folders.
+
+An artefact folder contains two files:
+
+``artefact.json``
+    Format version, task and class names, the normalisation policy, the feature list with its
+    fallback normal ranges, the network configuration, the SHA-256 of the training data, the
+    package version, training counts, optional cross-validation metrics and the SHA-256 of
+    the weights file.
+``weights.pt``
+    The network's ``state_dict`` (loaded with ``torch.load(weights_only=True)``).
+
+A folder is written under a temporary name and renamed into place, so an interrupted save
+leaves no half-written artefact behind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ictcf import __version__
+from ictcf.errors import ModelError
+from ictcf.features.cf_features import CFFeature, NormalisationPolicy
+from ictcf.models.cf_model import CFModel
+from ictcf.models.cf_network import CFNetwork, CFNetworkConfig, n_outputs_for
+from ictcf.models.tasks import get_task
+
+logger = logging.getLogger(__name__)
+
+#: Version of the artefact layout; bump it when a field changes meaning.
+ARTEFACT_FORMAT_VERSION = 1
+#: Marks the JSON file as an ictcf CF model (guards against loading an unrelated folder).
+ARTEFACT_KIND = "ictcf-cf-model"
+METADATA_FILE = "artefact.json"
+WEIGHTS_FILE = "weights.pt"
+
+#: Patient columns that enter the training-data hash (the model's inputs and labels).
+HASHED_PATIENT_COLUMNS = [
+    "patient_id",
+    "source_id",
+    "hospital",
+    "age",
+    "sex",
+    "body_temperature",
+    "has_underlying_disease",
+    "morbidity_type",
+    "outcome",
+]
+#: Measurement columns that enter the training-data hash.
+HASHED_MEASUREMENT_COLUMNS = [
+    "patient_id",
+    "abbreviation",
+    "value",
+    "censoring",
+    "unit",
+    "range_low",
+    "range_high",
+]
+
+
+@dataclass
+class LoadedArtefact:
+    """A model read back from an artefact folder.
+
+    Attributes
+    ----------
+    model : CFModel
+    metadata : dict
+        The content of ``artefact.json``.
+    path : Path
+        The artefact folder.
+    """
+
+    model: CFModel
+    metadata: dict[str, Any]
+    path: Path
+
+
+def training_data_sha256(patients: pd.DataFrame, measurements: pd.DataFrame) -> str:
+    """Return the SHA-256 of the training data, independent of row order.
+
+    Parameters
+    ----------
+    patients : DataFrame
+        The patients a model was fitted on.
+    measurements : DataFrame
+        Measurements; only rows of ``patients`` enter the hash.
+
+    Returns
+    -------
+    str
+        64 hexadecimal digits over the sorted ``HASHED_PATIENT_COLUMNS`` and
+        ``HASHED_MEASUREMENT_COLUMNS`` written as CSV.
+    """
+    patient_part = patients[HASHED_PATIENT_COLUMNS].sort_values("patient_id")
+    measurement_part = measurements.loc[
+        measurements["patient_id"].isin(patients["patient_id"]), HASHED_MEASUREMENT_COLUMNS
+    ].sort_values(["patient_id", "abbreviation"])
+    digest = hashlib.sha256()
+    digest.update(patient_part.to_csv(index=False, float_format="%.10g").encode("utf-8"))
+    digest.update(b"\n--measurements--\n")
+    digest.update(measurement_part.to_csv(index=False, float_format="%.10g").encode("utf-8"))
+    return digest.hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(key): _json_ready(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(item) for item in value]
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        number = float(value)
+        return None if np.isnan(number) else number
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value
+
+
+def save_model(
+    model: CFModel,
+    folder: Path,
+    *,
+    training_sha256: str,
+    cv_metrics: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``model`` as an artefact folder.
+
+    Parameters
+    ----------
+    model : CFModel
+        A fitted model.
+    folder : Path
+        Target folder; created with its parents.
+    training_sha256 : str
+        :func:`training_data_sha256` of the data the model was fitted on.
+    cv_metrics : dict, optional
+        Cross-validation summary to keep with the model (JSON-ready; NaN becomes null).
+    overwrite : bool, optional
+        Replace an existing artefact in ``folder`` (default False).
+
+    Returns
+    -------
+    Path
+        ``folder``.
+
+    Raises
+    ------
+    ModelError
+        If ``folder`` exists and is not empty and ``overwrite`` is False.
+    """
+    folder = Path(folder)
+    if folder.exists() and any(folder.iterdir()) and not overwrite:
+        raise ModelError(
+            f"The model folder {folder} already exists and is not empty; choose another "
+            "--output folder or remove it."
+        )
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        weights_path = staging / WEIGHTS_FILE
+        torch.save(model.network.state_dict(), weights_path)
+        metadata = {
+            "kind": ARTEFACT_KIND,
+            "format_version": ARTEFACT_FORMAT_VERSION,
+            "package_version": __version__,
+            "torch_version": torch.__version__,
+            "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "task": model.task.name,
+            "class_names": list(model.task.class_names),
+            "positive_class": model.task.positive_class,
+            "n_inputs": model.network.n_inputs,
+            "feature_names": list(model.feature_names),
+            "features": [feature.to_dict() for feature in model.features],
+            "normalisation_policy": model.policy.to_dict(),
+            "network_config": model.config.to_dict(),
+            "training": _json_ready(model.training),
+            "training_data_sha256": training_sha256,
+            "cv_metrics": _json_ready(cv_metrics) if cv_metrics is not None else None,
+            "weights_file": WEIGHTS_FILE,
+            "weights_sha256": _file_sha256(weights_path),
+        }
+        (staging / METADATA_FILE).write_text(
+            json.dumps(metadata, indent=2, allow_nan=False) + "\n", encoding="utf-8"
+        )
+        if folder.exists():
+            shutil.rmtree(folder)
+        staging.rename(folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    logger.info("saved the %s model", model.task.name)
+    return folder
+
+
+def _read_metadata(folder: Path) -> dict[str, Any]:
+    if not folder.is_dir():
+        raise ModelError(
+            f"Model folder {folder} not found; pass the folder written by `ictcf train`."
+        )
+    metadata_path = folder / METADATA_FILE
+    if not metadata_path.is_file():
+        raise ModelError(
+            f"Model folder {folder} has no {METADATA_FILE}; it is not an ictcf model artefact "
+            "or was not completely written. Train the model again with `ictcf train`."
+        )
+    try:
+        metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelError(
+            f"{metadata_path} is not valid JSON ({err}); train the model again."
+        ) from err
+    if not isinstance(metadata, dict) or metadata.get("kind") != ARTEFACT_KIND:
+        raise ModelError(
+            f"{metadata_path} does not describe an ictcf CF model (kind "
+            f"{metadata.get('kind') if isinstance(metadata, dict) else None!r})."
+        )
+    version = metadata.get("format_version")
+    if version != ARTEFACT_FORMAT_VERSION:
+        raise ModelError(
+            f"Model artefact {folder} has format version {version!r}, but this ictcf "
+            f"{__version__} reads version {ARTEFACT_FORMAT_VERSION}; train the model again "
+            "with this version."
+        )
+    return metadata
+
+
+def load_model(folder: Path) -> LoadedArtefact:
+    """Read an artefact folder written by :func:`save_model`.
+
+    Parameters
+    ----------
+    folder : Path
+        The artefact folder.
+
+    Returns
+    -------
+    LoadedArtefact
+
+    Raises
+    ------
+    ModelError
+        If the folder, ``artefact.json`` or the weights are missing, the format version differs,
+        the weights do not match their recorded SHA-256 or the network layout.
+    """
+    folder = Path(folder)
+    metadata = _read_metadata(folder)
+    weights_path = folder / str(metadata.get("weights_file", WEIGHTS_FILE))
+    if not weights_path.is_file():
+        raise ModelError(
+            f"Model folder {folder} lacks its weights file {weights_path.name}; train the model "
+            "again with `ictcf train`."
+        )
+    if _file_sha256(weights_path) != metadata.get("weights_sha256"):
+        raise ModelError(
+            f"The weights file {weights_path} does not match the SHA-256 recorded in "
+            f"{METADATA_FILE}; the artefact was modified or damaged. Train the model again."
+        )
+    try:
+        task = get_task(str(metadata["task"]))
+        policy = NormalisationPolicy.from_dict(metadata["normalisation_policy"])
+        config = CFNetworkConfig.from_dict(metadata["network_config"])
+        features = [CFFeature.from_dict(item) for item in metadata["features"]]
+        feature_names = [str(name) for name in metadata["feature_names"]]
+        n_inputs = int(metadata["n_inputs"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelError(
+            f"{folder / METADATA_FILE} lacks or has an invalid field ({err}); train the model "
+            "again."
+        ) from err
+    if list(task.class_names) != list(metadata.get("class_names", [])):
+        raise ModelError(
+            f"Model artefact {folder} lists classes {metadata.get('class_names')}, but the "
+            f"{task.name} task has {list(task.class_names)}; train the model again."
+        )
+
+    network = CFNetwork(
+        n_inputs, n_outputs_for(task.n_classes), config.hidden_sizes, config.dropout
+    )
+    try:
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        network.load_state_dict(state)
+    except (RuntimeError, ValueError, KeyError, EOFError) as err:
+        raise ModelError(
+            f"The weights in {weights_path} do not fit the network described in "
+            f"{METADATA_FILE} ({err.__class__.__name__}); train the model again."
+        ) from err
+    network.eval()
+    model = CFModel(
+        task=task,
+        policy=policy,
+        features=features,
+        feature_names=feature_names,
+        config=config,
+        network=network,
+        training=dict(metadata.get("training") or {}),
+    )
+    return LoadedArtefact(model=model, metadata=metadata, path=folder)

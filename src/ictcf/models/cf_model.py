@@ -1,0 +1,213 @@
+"""A fitted CF model: task, feature list, normalisation policy and trained network together.
+
+:func:`fit_cf_model` chooses the feature list from the patients it is given, builds their
+features and trains the network. Everything it learns comes from those patients only, so a
+cross-validation test fold stays out of training.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ictcf.errors import InputError
+from ictcf.features.cf_features import (
+    CFFeature,
+    NormalisationPolicy,
+    build_feature_matrix,
+    select_features,
+)
+from ictcf.models.cf_network import (
+    CFNetwork,
+    CFNetworkConfig,
+    TrainingResult,
+    predict_probabilities,
+    train_cf_network,
+)
+from ictcf.models.tasks import TaskSpec, labelled_patients
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class CFModel:
+    """A trained HUST-19 CF model for one task.
+
+    Attributes
+    ----------
+    task : TaskSpec
+    policy : NormalisationPolicy
+    features : list of CFFeature
+        CF columns chosen from the training patients.
+    feature_names : list of str
+        All matrix columns (basic features, then CFs).
+    config : CFNetworkConfig
+    network : CFNetwork
+    training : dict
+        ``n_patients``, ``class_counts``, ``class_weights``, ``best_epoch``, ``epochs_run``.
+    """
+
+    task: TaskSpec
+    policy: NormalisationPolicy
+    features: list[CFFeature]
+    feature_names: list[str]
+    config: CFNetworkConfig
+    network: CFNetwork
+    training: dict[str, Any]
+
+    def predict_proba(self, patients: pd.DataFrame, measurements: pd.DataFrame) -> np.ndarray:
+        """Return class probabilities of shape (n_patients, n_classes), rows in patient order."""
+        matrix = build_feature_matrix(
+            patients, measurements, features=self.features, policy=self.policy
+        )
+        if matrix.feature_names != self.feature_names:
+            raise InputError(
+                "The features built for prediction differ from the model's feature list; "
+                "the normalisation policy stored with the model was changed."
+            )
+        return predict_probabilities(
+            self.network,
+            matrix.X,
+            n_classes=self.task.n_classes,
+            n_threads=self.config.n_threads,
+        )
+
+    def predict_frame(self, patients: pd.DataFrame, measurements: pd.DataFrame) -> pd.DataFrame:
+        """Score ``patients``.
+
+        Returns
+        -------
+        DataFrame
+            ``patient_id``, ``source_id``, ``hospital``, one ``prob_<class>`` column per class
+            and ``predicted_class``, in the order of ``patients``. The predicted class is the
+            argmax, except for mortality: "deceased" when its probability is at least 0.5.
+        """
+        probabilities = self.predict_proba(patients, measurements)
+        frame = pd.DataFrame(
+            {
+                "patient_id": patients["patient_id"].to_numpy(),
+                "source_id": patients["source_id"].to_numpy(),
+                "hospital": patients["hospital"].to_numpy(),
+            }
+        )
+        for index, column in enumerate(self.task.probability_columns):
+            frame[column] = probabilities[:, index]
+        frame["predicted_class"] = predicted_class_names(probabilities, self.task)
+        return frame
+
+
+def predicted_class_names(probabilities: np.ndarray, task: TaskSpec) -> list[str]:
+    """Return the predicted class per row: the argmax, or for a binary task the positive class
+    when its probability is at least 0.5 (the decision rule of ``ictcf.evaluation.metrics``)."""
+    if task.positive_class is not None and task.n_classes == 2:
+        positive = task.class_names.index(task.positive_class)
+        negative = 1 - positive
+        return [
+            task.class_names[positive if row[positive] >= 0.5 else negative]
+            for row in probabilities
+        ]
+    return [task.class_names[index] for index in np.argmax(probabilities, axis=1)]
+
+
+def fit_features_and_network(
+    patients: pd.DataFrame,
+    labels: np.ndarray,
+    measurements: pd.DataFrame,
+    task: TaskSpec,
+    *,
+    policy: NormalisationPolicy,
+    config: CFNetworkConfig,
+) -> CFModel:
+    """Choose features from ``patients``, build their matrix and train the network.
+
+    Parameters
+    ----------
+    patients : DataFrame
+        Training patients only, one row each.
+    labels : ndarray of shape (n_patients,), int
+        Class index of each patient.
+    measurements : DataFrame
+        Long layout; rows of other patients are ignored.
+    task, policy, config
+        Task definition, normalisation choices and network hyperparameters.
+
+    Returns
+    -------
+    CFModel
+    """
+    features = select_features(patients, measurements, policy=policy)
+    matrix = build_feature_matrix(patients, measurements, features=features, policy=policy)
+    result: TrainingResult = train_cf_network(
+        matrix.X, labels, n_classes=task.n_classes, config=config
+    )
+    counts = np.bincount(labels, minlength=task.n_classes)
+    return CFModel(
+        task=task,
+        policy=policy,
+        features=features,
+        feature_names=matrix.feature_names,
+        config=config,
+        network=result.network,
+        training={
+            "n_patients": len(patients),
+            "class_counts": {
+                name: int(count) for name, count in zip(task.class_names, counts, strict=True)
+            },
+            "class_weights": dict(zip(task.class_names, result.class_weights, strict=True)),
+            "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run,
+        },
+    )
+
+
+def fit_cf_model(
+    patients: pd.DataFrame,
+    measurements: pd.DataFrame,
+    task: TaskSpec,
+    *,
+    policy: NormalisationPolicy | None = None,
+    config: CFNetworkConfig | None = None,
+) -> CFModel:
+    """Fit the final model of ``task`` on every eligible patient of ``patients``.
+
+    Patients without a label for the task (suspected or unknown morbidity type, unknown
+    outcome) are left out.
+
+    Parameters
+    ----------
+    patients : DataFrame
+        Columns of ``ictcf.db.queries.load_patients``.
+    measurements : DataFrame
+        Columns of ``ictcf.db.queries.load_measurements``.
+    task : TaskSpec
+        ``ictcf.models.tasks.MORBIDITY`` or ``MORTALITY``.
+    policy : NormalisationPolicy, optional
+        Default ``NormalisationPolicy()``.
+    config : CFNetworkConfig, optional
+        Default ``CFNetworkConfig()``.
+
+    Returns
+    -------
+    CFModel
+
+    Raises
+    ------
+    InputError
+        If fewer than two classes have labelled patients.
+    """
+    policy = policy or NormalisationPolicy()
+    config = config or CFNetworkConfig()
+    eligible, labels = labelled_patients(patients, task)
+    if len(np.unique(labels)) < 2:
+        raise InputError(
+            f"The {task.name} task needs labelled patients of at least two classes; "
+            f"found {len(eligible)} labelled patients. Import an export with labels first."
+        )
+    logger.info("fitting the %s model on %d patients", task.name, len(eligible))
+    return fit_features_and_network(
+        eligible, labels, measurements, task, policy=policy, config=config
+    )
