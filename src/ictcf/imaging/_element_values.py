@@ -10,6 +10,8 @@ from pydicom.dataset import Dataset
 from pydicom.errors import BytesLengthException
 from pydicom.multival import MultiValue
 
+from ictcf.imaging.dicom_headers import header_value
+
 # Errors pydicom raises while converting a malformed raw element to a value.
 ELEMENT_CONVERSION_ERRORS: Final = (
     ValueError,
@@ -37,7 +39,7 @@ def element_value(dataset: Dataset, tag: int) -> Any:
     if tag not in dataset:
         return None
     try:
-        return dataset[tag].value
+        return header_value(dataset, tag)
     except ELEMENT_CONVERSION_ERRORS:
         raw = dataset.get_item(tag)
         raw_value = getattr(raw, "value", None)

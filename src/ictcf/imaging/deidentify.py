@@ -29,17 +29,18 @@ import logging
 import unicodedata
 import uuid
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
+from pydicom import config
 from pydicom.charset import python_encoding
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import DataElement, RawDataElement, empty_value_for_VR
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
 from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from ictcf import __version__
@@ -136,6 +137,48 @@ _DUMMY_BYTES: Final = b"\x00\x00"
 TEMPORAL_VRS: Final = frozenset({"DA", "DT", "TM"})
 # VRs that can carry names, free text, addresses or identifiers.
 TEXT_VRS: Final = frozenset({"PN", "LO", "SH", "ST", "LT", "UT", "UC", "AE", "UR"})
+# Defined terms of (0008,0005) SpecificCharacterSet (PS3.3 C.12.1.1.2) whose code points
+# 0x00-0x7F are ASCII. Not listed: ISO_IR 13 (JIS X 0201 puts the yen sign at 0x5C) and the
+# ISO 2022 code extension terms. An empty term is the default repertoire.
+ASCII_SUPERSET_CHARACTER_SETS: Final = frozenset(
+    {
+        "",
+        "ISO_IR 6",
+        "ISO_IR 100",
+        "ISO_IR 101",
+        "ISO_IR 109",
+        "ISO_IR 110",
+        "ISO_IR 126",
+        "ISO_IR 127",
+        "ISO_IR 138",
+        "ISO_IR 144",
+        "ISO_IR 148",
+        "ISO_IR 166",
+        "ISO_IR 192",
+        "ISO_IR 203",
+        "GB18030",
+        "GBK",
+    }
+)
+# A kept raw element is converted in every header unless its VR is outside these: text VRs
+# decode under the character set and are inspected when it is normalised, sequences are
+# cleaned item by item, and UN is never kept.
+_ALWAYS_CONVERTED_VRS: Final = TEXT_VRS | {"SQ", "UN"}
+# Kept raw values up to this many bytes are remembered once converted, so an identical value
+# in a later header of the upload is not converted again. The limit (bytes) bounds the memory
+# of that cache: a CT header holds a few dozen short values that change from slice to slice.
+MAX_VALIDATED_RAW_BYTES: Final = 1024
+# Bytes per value of the binary number VRs (PS3.5 Table 6.2-1).
+_BINARY_VALUE_BYTES: Final = {
+    "FD": 8,
+    "FL": 4,
+    "SL": 4,
+    "SS": 2,
+    "SV": 8,
+    "UL": 4,
+    "US": 2,
+    "UV": 8,
+}
 
 # Text attributes outside Table E.1-1 that describe the equipment, the reconstruction or a
 # coded concept, and that the lung pipeline or the IOD needs. All other text attributes
@@ -200,6 +243,18 @@ _WRITTEN_KEYWORDS: Final = frozenset(
 _PSEUDONYM_KEYWORDS: Final = frozenset({"PatientName", "PatientID"})
 
 _SPECIFIC_CHARACTER_SET_TAG: Final = 0x00080005
+_PATIENT_IDENTITY_REMOVED_TAG: Final = 0x00120062
+_DEIDENTIFICATION_METHOD_TAG: Final = 0x00120063
+_DEIDENTIFICATION_METHOD_CODE_SEQUENCE_TAG: Final = 0x00120064
+_TEMPORAL_INFORMATION_MODIFIED_TAG: Final = 0x00280303
+_CODE_VALUE_TAG: Final = 0x00080100
+_META_VERSION_TAG: Final = 0x00020001
+_SOP_CLASS_UID_TAG: Final = 0x00080016
+_SOP_INSTANCE_UID_TAG: Final = 0x00080018
+_IMPLEMENTATION_CLASS_UID_TAG: Final = 0x00020012
+_IMPLEMENTATION_VERSION_NAME_TAG: Final = 0x00020013
+_CODING_SCHEME_DESIGNATOR_TAG: Final = 0x00080102
+_CODE_MEANING_TAG: Final = 0x00080104
 _FILE_META_GROUP: Final = 0x0002
 _CURVE_GROUPS: Final = range(0x5000, 0x5100)
 _OVERLAY_GROUPS: Final = range(0x6000, 0x6100)
@@ -262,9 +317,17 @@ def burned_in_text_risk(dataset: Dataset) -> str | None:
             joined = "\\".join(values)
             reasons.append(f"ImageType (0008,0008) is {joined}")
 
-    for group in range(_OVERLAY_GROUPS.start, _OVERLAY_GROUPS.stop, 2):
-        has_rows = (group << 16 | _OVERLAY_ROWS_ELEMENT) in dataset
-        if has_rows and (group << 16 | _OVERLAY_DATA_ELEMENT) not in dataset:
+    # One pass over the tags instead of two membership tests for each of the 64 even groups
+    # (iterating the Dataset itself would convert every raw element).
+    overlay_tags = {
+        int(tag)
+        for tag in dataset.keys()  # noqa: SIM118
+        if _OVERLAY_GROUPS.start <= tag >> 16 < _OVERLAY_GROUPS.stop
+    }
+    overlay_groups = sorted({tag >> 16 for tag in overlay_tags if (tag >> 16) % 2 == 0})
+    for group in overlay_groups:
+        has_rows = (group << 16 | _OVERLAY_ROWS_ELEMENT) in overlay_tags
+        if has_rows and (group << 16 | _OVERLAY_DATA_ELEMENT) not in overlay_tags:
             reasons.append(
                 f"overlay plane ({group:04X},xxxx) is stored in unused pixel data bits, "
                 "which header de-identification does not clear"
@@ -274,6 +337,16 @@ def burned_in_text_risk(dataset: Dataset) -> str | None:
 
 # ---------------------------------------------------------------------------------------
 # The de-identifier
+
+
+class _Rule(NamedTuple):
+    """How ``Deidentifier`` treats an attribute of one tag and VR as read."""
+
+    action: str
+    vr: str | None
+    name: str
+    # Whether a raw value may be remembered once converted (see ``_keep_raw``).
+    cacheable: bool
 
 
 @dataclass
@@ -339,6 +412,14 @@ class Deidentifier:
         self.uid_root = uid_root
         self._secret = bytes(secret)
         self._uid_map: dict[str, str] = {}
+        # The action of an attribute depends only on its tag, its VR and the options above,
+        # so it is chosen once per (tag, VR as read) and reused for every header of the upload.
+        self._rules: dict[tuple[int, str | None], _Rule] = {}
+        # Raw elements of charset-independent VRs whose conversion already succeeded and
+        # passed the checks of ``_keep`` (see ``_keep_raw``).
+        self._validated_raw: set[tuple[Any, ...]] = set()
+        # Raw UI values seen before: whether they were replaced, and the values written.
+        self._uid_values: dict[tuple[Any, ...], tuple[bool, tuple[str, ...]]] = {}
         self._date_shift = _date_shift_for(self._secret, patient_pseudonym)
         self._patient_keys: set[str] = set()
 
@@ -484,35 +565,62 @@ class Deidentifier:
                 "malformed or hostile and was not imported",
                 path=source_path if isinstance(source_path, str | Path) else None,
             )
-        actions = {int(tag): self._choose_action(dataset, tag) for tag in list(dataset.keys())}
-        shift_tags = [tag for tag, action in actions.items() if action == "shift"]
+        # Raw text that is plain ASCII reads the same under the declared character set and
+        # under the ASCII or UTF-8 declaration written later, so it may stay raw. Sequence
+        # items may declare their own character set, so this applies to the top level only.
+        ascii_text_stays_raw = depth == 0 and _declares_ascii_superset(dataset)
+        planned: list[tuple[BaseTag, _Rule, Any]] = []
+        # Dataset.items() yields the stored elements, raw or converted, without converting.
+        for tag, element in list(dataset.items()):
+            rule_key = (int(tag), element.VR)
+            rule = self._rules.get(rule_key)
+            if rule is None:
+                rule = self._make_rule(dataset, tag)
+                self._rules[rule_key] = rule
+            planned.append((tag, rule, element))
+        shift_tags = [int(tag) for tag, rule, _ in planned if rule.action == "shift"]
         self._shift_temporal(dataset, shift_tags, log)
 
-        for tag, action in actions.items():
-            name = _attribute_name(tag)
-            if action == "shift":
-                continue
-            if action == "remove":
+        for tag, rule, element in planned:
+            action, vr, name, _ = rule
+            if action == "keep":
+                # A raw element stays raw only when its VR as read is the one cleaning
+                # assumed; a mismatch (UN for a known attribute) is converted as before.
+                stays_raw = isinstance(element, RawDataElement) and element.VR in (None, vr)
+                if (
+                    stays_raw
+                    and ascii_text_stays_raw
+                    and vr in TEXT_VRS
+                    and _is_plain_ascii(element.value)
+                ):
+                    log.kept[name] += 1
+                elif stays_raw and rule.cacheable:
+                    self._keep_raw(dataset, int(tag), log, element, name, vr)
+                else:
+                    self._keep(dataset, int(tag), log, element, name)
+            elif action == "remove":
                 del dataset[tag]
                 log.removed[name] += 1
             elif action == "empty":
-                vr = _attribute_vr(dataset, tag) or "UN"
-                dataset[tag] = DataElement(tag, vr, _empty_value(vr))
+                dataset[tag] = _written_element(tag, vr or "UN", _empty_value(vr or "UN"))
                 log.replaced[name] += 1
             elif action == "dummy":
-                vr = _attribute_vr(dataset, tag) or "UN"
-                dataset[tag] = DataElement(tag, vr, DUMMY_VALUES.get(vr, _DUMMY_BYTES))
+                dataset[tag] = DataElement(
+                    tag, vr or "UN", DUMMY_VALUES.get(vr or "UN", _DUMMY_BYTES)
+                )
                 log.replaced[name] += 1
             elif action == "pseudonym":
-                vr = _attribute_vr(dataset, tag) or "PN"
-                dataset[tag] = DataElement(tag, vr, self.patient_pseudonym)
+                dataset[tag] = DataElement(tag, vr or "PN", self.patient_pseudonym)
                 log.replaced[name] += 1
             elif action == "uid":
-                self._replace_uids(dataset, tag, log)
+                self._replace_uids(dataset, int(tag), log, element, vr)
             elif action == "recurse":
-                self._clean_sequence(dataset, tag, log, depth=depth, source_path=source_path)
-            else:
-                self._keep(dataset, tag, log)
+                self._clean_sequence(dataset, int(tag), log, depth=depth, source_path=source_path)
+
+    def _make_rule(self, dataset: Dataset, tag: int) -> _Rule:
+        vr = _attribute_vr(dataset, tag)
+        cacheable = vr is not None and vr not in _ALWAYS_CONVERTED_VRS and " or " not in vr
+        return _Rule(self._choose_action(dataset, tag), vr, _attribute_name(int(tag)), cacheable)
 
     def _choose_action(self, dataset: Dataset, tag: int) -> str:
         """Return the action for one attribute: remove, empty, dummy, pseudonym, uid,
@@ -561,14 +669,56 @@ class Deidentifier:
             return "remove"
         return "keep"
 
-    def _keep(self, dataset: Dataset, tag: int, log: _DatasetLog) -> None:
+    def _keep_raw(
+        self,
+        dataset: Dataset,
+        tag: int,
+        log: _DatasetLog,
+        element: Any,
+        name: str,
+        vr: str | None,
+    ) -> None:
+        """Keep a raw element of a VR whose conversion depends only on its bytes.
+
+        A binary number is checked by its length alone. Any other value is converted and
+        checked once per distinct value in the upload: the same tag, VR, encoding and bytes in
+        a later header give the same result, so it is kept raw.
+        """
+        value = element.value
+        if not isinstance(value, bytes):
+            self._keep(dataset, tag, log, element, name)
+            return
+        size = _BINARY_VALUE_BYTES.get(vr or "")
+        if size is not None and not config.convert_wrong_length_to_UN:
+            # pydicom 3.0 (values.convert_numbers) unpacks such values with struct, which fails
+            # only on a length that is not a multiple of the value size: that is the check.
+            if len(value) % size == 0:
+                log.kept[name] += 1
+            else:
+                self._keep(dataset, tag, log, element, name)
+            return
+        if len(value) > MAX_VALIDATED_RAW_BYTES:
+            self._keep(dataset, tag, log, element, name)
+            return
+        key = (tag, element.VR, element.is_implicit_VR, element.is_little_endian, value)
+        if key in self._validated_raw:
+            log.kept[name] += 1
+            return
+        if self._keep(dataset, tag, log, element, name):
+            self._validated_raw.add(key)
+
+    def _keep(self, dataset: Dataset, tag: int, log: _DatasetLog, element: Any, name: str) -> bool:
+        """Convert and check one kept element; return whether it was kept."""
         # Decoding now, under the original SpecificCharacterSet, lets the text be re-encoded
         # once the character set is normalised.
-        element = _decode_element(dataset, tag, log)
-        if element is None:
-            return
-        name = _attribute_name(tag)
-        if element.VR == "CS" and not all(str(value).isascii() for value in as_list(element.value)):
+        converted = element if isinstance(element, DataElement) else None
+        if converted is None:
+            converted = _decode_element(dataset, tag, log)
+        if converted is None:
+            return False
+        if converted.VR == "CS" and not all(
+            str(value).isascii() for value in as_list(converted.value)
+        ):
             # PS3.5 6.2 limits CS to the default repertoire, and pydicom cannot write
             # other characters in a CS value, so the file could not be saved.
             del dataset[tag]
@@ -577,17 +727,36 @@ class Deidentifier:
                 f"{_tag_text(tag)} {name}: a code string (CS) value has characters outside "
                 "the default repertoire and was removed"
             )
-            return
+            return False
         log.kept[name] += 1
+        return True
 
-    def _replace_uids(self, dataset: Dataset, tag: int, log: _DatasetLog) -> None:
+    def _replace_uids(
+        self, dataset: Dataset, tag: int, log: _DatasetLog, raw: Any, vr: str | None
+    ) -> None:
+        name = _attribute_name(tag)
+        raw_key = _raw_uid_key(raw, vr)
+        known = self._uid_values.get(raw_key) if raw_key is not None else None
+        if known is not None:
+            # The same raw value was replaced in an earlier header of the upload.
+            replaced, value = known
+            if replaced:
+                dataset[tag] = _written_element(
+                    tag, "UI", list(value) if len(value) > 1 else value[0]
+                )
+                log.replaced[name] += 1
+            else:
+                log.kept[name] += 1
+            return
         element = _decode_element(dataset, tag, log)
         if element is None:
             return
         originals = [str(value) for value in as_list(element.value)]
         replacements = [self.replace_uid(value) for value in originals]
-        name = _attribute_name(tag)
-        if replacements == [value.strip(" \x00") for value in originals]:
+        replaced = replacements != [value.strip(" \x00") for value in originals]
+        if raw_key is not None and element.VR == "UI":
+            self._uid_values[raw_key] = (replaced, tuple(replacements))
+        if not replaced:
             log.kept[name] += 1
             return
         element.value = replacements[0] if len(replacements) == 1 else replacements
@@ -692,43 +861,54 @@ class Deidentifier:
             if keyword not in dataset:
                 setattr(dataset, keyword, self.patient_pseudonym)
                 log.replaced[keyword] += 1
-        dataset.PatientIdentityRemoved = "YES"
-        method_values = [f"ictcf {__version__}"] + [
-            meaning for _, meaning in self._report.method_codes
-        ]
-        dataset.DeidentificationMethod = method_values
+        method_codes = self._report.method_codes
+        dataset[_PATIENT_IDENTITY_REMOVED_TAG] = _written_element(
+            _PATIENT_IDENTITY_REMOVED_TAG, "CS", "YES"
+        )
+        method_values = [f"ictcf {__version__}"] + [meaning for _, meaning in method_codes]
+        dataset[_DEIDENTIFICATION_METHOD_TAG] = _written_element(
+            _DEIDENTIFICATION_METHOD_TAG, "LO", method_values
+        )
         codes = []
-        for code_value, meaning in self._report.method_codes:
+        for code_value, meaning in method_codes:
             item = Dataset()
-            item.CodeValue = code_value
-            item.CodingSchemeDesignator = "DCM"
-            item.CodeMeaning = meaning
+            item[_CODE_VALUE_TAG] = _written_element(_CODE_VALUE_TAG, "SH", code_value)
+            item[_CODING_SCHEME_DESIGNATOR_TAG] = _written_element(
+                _CODING_SCHEME_DESIGNATOR_TAG, "SH", "DCM"
+            )
+            item[_CODE_MEANING_TAG] = _written_element(_CODE_MEANING_TAG, "LO", meaning)
             codes.append(item)
-        dataset.DeidentificationMethodCodeSequence = codes
-        dataset.LongitudinalTemporalInformationModified = (
-            "MODIFIED" if self.keep_dates else "REMOVED"
+        dataset[_DEIDENTIFICATION_METHOD_CODE_SEQUENCE_TAG] = _written_element(
+            _DEIDENTIFICATION_METHOD_CODE_SEQUENCE_TAG, "SQ", codes
+        )
+        dataset[_TEMPORAL_INFORMATION_MODIFIED_TAG] = _written_element(
+            _TEMPORAL_INFORMATION_MODIFIED_TAG, "CS", "MODIFIED" if self.keep_dates else "REMOVED"
         )
 
     def _replace_file_meta(self, dataset: Dataset, original_meta: Dataset | None) -> None:
         """Replace the File Meta Information and preamble, as PS3.15 E.1.1 item 7 requires."""
         transfer_syntax = original_meta.get("TransferSyntaxUID") if original_meta else None
-        if "SOPInstanceUID" not in dataset and original_meta is not None:
+        if _SOP_INSTANCE_UID_TAG not in dataset and original_meta is not None:
             original_instance = original_meta.get("MediaStorageSOPInstanceUID")
             if original_instance:
                 dataset.SOPInstanceUID = self.replace_uid(str(original_instance))
 
         meta = FileMetaDataset()
-        meta.FileMetaInformationVersion = b"\x00\x01"
-        if "SOPClassUID" in dataset:
-            meta.MediaStorageSOPClassUID = dataset.SOPClassUID
-        if "SOPInstanceUID" in dataset:
-            meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+        meta[_META_VERSION_TAG] = _written_element(_META_VERSION_TAG, "OB", b"\x00\x01")
+        if _SOP_CLASS_UID_TAG in dataset:
+            meta.MediaStorageSOPClassUID = dataset[_SOP_CLASS_UID_TAG].value
+        if _SOP_INSTANCE_UID_TAG in dataset:
+            meta.MediaStorageSOPInstanceUID = dataset[_SOP_INSTANCE_UID_TAG].value
         if transfer_syntax:
             meta.TransferSyntaxUID = UID(str(transfer_syntax))
         elif "PixelData" not in dataset:
             meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        meta.ImplementationClassUID = UID(ICTCF_IMPLEMENTATION_CLASS_UID)
-        meta.ImplementationVersionName = ICTCF_IMPLEMENTATION_VERSION_NAME
+        meta[_IMPLEMENTATION_CLASS_UID_TAG] = _written_element(
+            _IMPLEMENTATION_CLASS_UID_TAG, "UI", UID(ICTCF_IMPLEMENTATION_CLASS_UID)
+        )
+        meta[_IMPLEMENTATION_VERSION_NAME_TAG] = _written_element(
+            _IMPLEMENTATION_VERSION_NAME_TAG, "SH", ICTCF_IMPLEMENTATION_VERSION_NAME
+        )
         dataset.file_meta = meta
         if isinstance(dataset, FileDataset):
             dataset.preamble = b"\x00" * 128
@@ -845,6 +1025,15 @@ def _attribute_vr(dataset: Dataset, tag: int) -> str | None:
     return str(file_vr) if file_vr else vr
 
 
+def _written_element(tag: int, vr: str, value: Any) -> DataElement:
+    """Build an element whose value was written by this module and is valid for ``vr``.
+
+    Such values (empty values, fixed codes, UIDs already assigned once with validation) skip
+    pydicom's value validation, which would otherwise run for every header of an upload.
+    """
+    return DataElement(tag, vr, value, validation_mode=config.IGNORE)
+
+
 def _empty_value(vr: str | None) -> Any:
     if vr == "SQ":
         return Sequence()
@@ -887,6 +1076,36 @@ def _decode_element(dataset: Dataset, tag: int, log: _DatasetLog) -> DataElement
         return None
 
 
+def _declares_ascii_superset(dataset: Dataset) -> bool:
+    """Return whether (0008,0005) SpecificCharacterSet is absent or names only character sets
+    that decode the bytes 0x00-0x7F as ASCII (``ASCII_SUPERSET_CHARACTER_SETS``)."""
+    element = dataset.get_item(_SPECIFIC_CHARACTER_SET_TAG)
+    if element is None:
+        return True
+    value = element.value
+    if isinstance(value, bytes):
+        value = value.decode("ascii", errors="replace")
+    terms = [str(term).strip(" \x00") for term in as_list(value)]
+    if len(terms) == 1 and "\\" in terms[0]:
+        terms = [term.strip() for term in terms[0].split("\\")]
+    return all(term in ASCII_SUPERSET_CHARACTER_SETS for term in terms)
+
+
+def _is_plain_ascii(value: object) -> bool:
+    """Return whether raw bytes are ASCII without the ESC byte that starts ISO 2022 switching."""
+    return isinstance(value, bytes) and value.isascii() and b"\x1b" not in value
+
+
+def _raw_uid_key(element: Any, vr: str | None) -> tuple[Any, ...] | None:
+    """Return the cache key of a raw UI element (its value bytes), or None."""
+    if vr != "UI" or not isinstance(element, RawDataElement) or element.VR not in (None, "UI"):
+        return None
+    value = element.value
+    if not isinstance(value, bytes) or len(value) > MAX_VALIDATED_RAW_BYTES:
+        return None
+    return (element.is_implicit_VR, element.is_little_endian, value)
+
+
 def _temporal_values(dataset: Dataset, tag: int, log: _DatasetLog) -> list[str] | None:
     element = _decode_element(dataset, tag, log)
     if element is None:
@@ -913,36 +1132,30 @@ def _character_set_warning(dataset: Dataset) -> str | None:
     )
 
 
-def _converted_elements(dataset: Dataset) -> Iterable[DataElement]:
-    """Yield the elements already converted from raw form, without converting the others.
+def _clear_nested_character_sets(dataset: Dataset, *, nested: bool) -> bool:
+    """Remove SpecificCharacterSet from sequence items and report whether all text is ASCII.
 
-    Cleaning converts every kept element, so the raw ones left are none of them. (Iterating
-    a pydicom Dataset itself would convert every element.)
+    Walks ``dataset`` and its sequence items once: deletes (0008,0005) from every item
+    (``nested`` is False for the top level, whose declaration the caller rewrites) and returns
+    whether every value of a ``TEXT_VRS`` attribute is ASCII. Only elements already converted
+    from raw form are looked at: cleaning converts every kept element of ``TEXT_VRS`` and every
+    sequence, so the raw ones left are of other VRs (iterating a pydicom Dataset itself would
+    convert every element).
     """
-    for tag in list(dataset.keys()):
-        element = dataset.get_item(tag)
-        if isinstance(element, DataElement):
-            yield element
-
-
-def _iter_text_values(dataset: Dataset) -> Iterable[str]:
-    for element in _converted_elements(dataset):
+    if nested and _SPECIFIC_CHARACTER_SET_TAG in dataset:
+        del dataset[_SPECIFIC_CHARACTER_SET_TAG]
+    ascii_only = True
+    # Dataset.values() yields the stored elements, raw or converted, without converting.
+    for element in list(dataset.values()):
+        if not isinstance(element, DataElement):
+            continue
         if element.VR == "SQ":
             for item in element.value or []:
-                yield from _iter_text_values(item)
-        elif element.VR in TEXT_VRS:
-            for value in as_list(element.value):
-                yield str(value)
-
-
-def _remove_nested_character_sets(dataset: Dataset) -> None:
-    for element in _converted_elements(dataset):
-        if element.VR != "SQ":
-            continue
-        for item in element.value or []:
-            if _SPECIFIC_CHARACTER_SET_TAG in item:
-                del item[_SPECIFIC_CHARACTER_SET_TAG]
-            _remove_nested_character_sets(item)
+                if not _clear_nested_character_sets(item, nested=True):
+                    ascii_only = False
+        elif ascii_only and element.VR in TEXT_VRS:
+            ascii_only = all(str(value).isascii() for value in as_list(element.value))
+    return ascii_only
 
 
 def _normalise_character_set(dataset: Dataset) -> None:
@@ -951,8 +1164,7 @@ def _normalise_character_set(dataset: Dataset) -> None:
     Every kept text value was decoded under the original character set, so the values can
     be re-encoded under a single, valid declaration; this also repairs undefined terms.
     """
-    _remove_nested_character_sets(dataset)
-    if all(value.isascii() for value in _iter_text_values(dataset)):
+    if _clear_nested_character_sets(dataset, nested=False):
         if _SPECIFIC_CHARACTER_SET_TAG in dataset:
             del dataset[_SPECIFIC_CHARACTER_SET_TAG]
         return

@@ -9,6 +9,7 @@ attribute.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import math
@@ -23,6 +24,9 @@ import numpy as np
 import pydicom
 from numpy.typing import NDArray
 from pydicom import uid as dicom_uid
+from pydicom.charset import default_encoding
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.pixels import get_decoder
 
@@ -60,6 +64,66 @@ _DECODER_HINTS = {
     dicom_uid.JPEG2000: "pylibjpeg and pylibjpeg-openjpeg (or python-gdcm)",
     dicom_uid.RLELossless: "pylibjpeg-rle",
 }
+
+
+#: VRs whose value pydicom converts from the bytes alone (not the character set or other
+#: attributes), so :func:`header_value` may convert a repeated raw value once.
+_BYTE_DETERMINED_VRS = frozenset(
+    {"AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "SL", "SS", "SV", "TM", "UI", "UL"}
+    | {"US", "UV"}
+)
+#: Raw values longer than this (bytes) are converted in place rather than cached, which bounds
+#: the cache's memory at about ``_CONVERTED_VALUE_CACHE_SIZE`` times this.
+_CONVERTED_VALUE_MAX_BYTES = 256
+#: Distinct raw values kept converted; a CT series repeats a few dozen per header.
+_CONVERTED_VALUE_CACHE_SIZE = 4096
+
+
+@functools.lru_cache(maxsize=4096)
+def _tag_of(keyword: str) -> int | None:
+    return tag_for_keyword(keyword)
+
+
+@functools.lru_cache(maxsize=4096)
+def _dictionary_vr(tag: int) -> str | None:
+    try:
+        return dictionary_VR(tag)
+    except KeyError:
+        return None
+
+
+@functools.lru_cache(maxsize=_CONVERTED_VALUE_CACHE_SIZE)
+def _converted_value(raw: RawDataElement) -> Any:
+    return convert_raw_data_element(raw, encoding=default_encoding).value
+
+
+def header_value(dataset: Dataset, keyword: str | int, default: Any = None) -> Any:
+    """Return an attribute value as ``dataset.get(keyword, default)`` does, converting less.
+
+    ``keyword`` is a DICOM keyword or a tag as an integer (0x00280010 for Rows).
+
+    A header read from file contains raw elements that pydicom converts on first access. For a
+    public attribute of a VR in ``_BYTE_DETERMINED_VRS`` the converted value is cached by
+    tag, VR, encoding and bytes, so the same value in the next file of a series is not
+    converted again, and the element stays raw in ``dataset``. Other elements are converted
+    in place as ``Dataset.get`` does. The returned object may be shared between datasets,
+    so callers must not modify it.
+    """
+    tag = keyword if isinstance(keyword, int) else _tag_of(keyword)
+    if tag is None:
+        return dataset.get(keyword, default)
+    element = dataset.get_item(tag)
+    if element is None:
+        return default
+    if (
+        isinstance(element, RawDataElement)
+        and isinstance(element.value, bytes)
+        and len(element.value) <= _CONVERTED_VALUE_MAX_BYTES
+        and (element.VR or _dictionary_vr(tag)) in _BYTE_DETERMINED_VRS
+    ):
+        # value_tell is where the value sat in its file; it plays no part in the conversion.
+        return _converted_value(element._replace(value_tell=0))
+    return dataset[tag].value
 
 
 class MissingAttributeError(ValueError):
@@ -106,7 +170,7 @@ class FrameAttributes:
 
 def number_of_frames(dataset: Dataset) -> int:
     """Return (0028,0008) NumberOfFrames, 1 when absent or empty."""
-    value = dataset.get("NumberOfFrames")
+    value = header_value(dataset, "NumberOfFrames")
     if value in (None, ""):
         return 1
     return max(1, int(value))
@@ -144,7 +208,7 @@ def _macro_value(
         item = _first_item(group, macro)
         if item is not None and keyword in item and item[keyword].value not in (None, ""):
             return item[keyword].value, level
-    value = dataset.get(keyword)
+    value = header_value(dataset, keyword)
     if value not in (None, ""):
         return value, "top-level"
     return None, "missing"
@@ -202,7 +266,7 @@ def frame_attributes(dataset: Dataset, frame_index: int | None = None) -> FrameA
 
     frame_type_value, level = _macro_value(dataset, groups, "CTImageFrameTypeSequence", "FrameType")
     if level == "top-level" or frame_type_value is None:
-        frame_type_value = dataset.get("ImageType")
+        frame_type_value = header_value(dataset, "ImageType")
     frame_type = _as_strings(frame_type_value)
     kernel_value, _ = _macro_value(dataset, groups, "CTReconstructionSequence", "ConvolutionKernel")
     kernel = "\\".join(_as_strings(kernel_value))
@@ -249,8 +313,8 @@ def frame_rescale(
 
 
 def _slope_intercept(item: Dataset) -> tuple[float, float]:
-    slope = _float_or_nan(item.get("RescaleSlope"))
-    intercept = _float_or_nan(item.get("RescaleIntercept"))
+    slope = _float_or_nan(header_value(item, "RescaleSlope"))
+    intercept = _float_or_nan(header_value(item, "RescaleIntercept"))
     return (1.0 if math.isnan(slope) else slope, 0.0 if math.isnan(intercept) else intercept)
 
 
@@ -276,7 +340,7 @@ def localizer_reason(dataset: Dataset, frame_type: tuple[str, ...]) -> str | Non
 
 def is_secondary_capture(dataset: Dataset) -> bool:
     """Return whether the SOP class is one of the secondary-capture classes."""
-    return str(dataset.get("SOPClassUID", "")) in SECONDARY_CAPTURE_SOP_CLASSES
+    return str(header_value(dataset, "SOPClassUID", "")) in SECONDARY_CAPTURE_SOP_CLASSES
 
 
 def transfer_syntax(dataset: Dataset) -> str:
@@ -312,10 +376,10 @@ def unsupported_syntax_message(transfer_syntax_uid: str) -> str | None:
 
 def expected_pixel_bytes(dataset: Dataset) -> int:
     """Return the length in bytes of native (uncompressed) pixel data described by the header."""
-    rows = int(dataset.get("Rows", 0))
-    columns = int(dataset.get("Columns", 0))
-    samples = int(dataset.get("SamplesPerPixel", 1) or 1)
-    bits = int(dataset.get("BitsAllocated", 16) or 16)
+    rows = int(header_value(dataset, "Rows", 0))
+    columns = int(header_value(dataset, "Columns", 0))
+    samples = int(header_value(dataset, "SamplesPerPixel", 1) or 1)
+    bits = int(header_value(dataset, "BitsAllocated", 16) or 16)
     total_bits = rows * columns * samples * number_of_frames(dataset) * bits
     return (total_bits + 7) // 8
 

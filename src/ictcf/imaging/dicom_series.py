@@ -18,6 +18,7 @@ import copy
 import hashlib
 import logging
 import math
+import os
 import struct
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -30,6 +31,7 @@ import pydicom
 from numpy.typing import NDArray
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_dataset
 from pydicom.pixels import apply_modality_lut
 from pydicom.pixels import pixel_array as decode_pixel_array
 from scipy import ndimage
@@ -43,6 +45,7 @@ from ictcf.imaging.dicom_headers import (
     check_encapsulated_frame,
     expected_pixel_bytes,
     frame_attributes,
+    header_value,
     is_secondary_capture,
     localizer_reason,
     number_of_frames,
@@ -251,11 +254,9 @@ _HEADER_ERRORS = (
 )
 
 
-def _looks_like_raw_dataset(path: Path) -> bool:
+def _looks_like_raw_dataset(head: bytes) -> bool:
     """Return whether a file without the DICM preamble starts like a group 0008 element."""
-    with path.open("rb") as handle:
-        head = handle.read(4)
-    return len(head) == 4 and head[:2] == b"\x08\x00"
+    return len(head) >= 4 and head[:2] == b"\x08\x00"
 
 
 #: Bytes at the start of a file searched for the deflated transfer syntax UID; the file meta
@@ -269,37 +270,44 @@ def _read_header(path: Path) -> tuple[Dataset, int]:
     try:
         with path.open("rb") as handle:
             head = handle.read(_META_PEEK_BYTES)
-        if _DEFLATED_UID_BYTES in head:
-            check_deflated_size(path)
-    except InvalidDicomError:
-        pass
-    except ValueError as err:
-        raise _ExcludedFileError(f"unreadable deflated DICOM: {err}") from err
-    except _HEADER_ERRORS as err:
-        raise _ExcludedFileError(f"unreadable DICOM header ({type(err).__name__}: {err})") from err
-    try:
-        with path.open("rb") as handle:
+            if _DEFLATED_UID_BYTES in head:
+                _check_deflated(path)
+            handle.seek(0)
             try:
                 dataset = pydicom.dcmread(
                     handle, stop_before_pixels=True, defer_size=HEADER_DEFER_SIZE
                 )
             except InvalidDicomError:
-                if not _looks_like_raw_dataset(path):
+                if not _looks_like_raw_dataset(head):
                     raise
                 handle.seek(0)
                 dataset = pydicom.dcmread(
                     handle, stop_before_pixels=True, defer_size=HEADER_DEFER_SIZE, force=True
                 )
             pixel_offset = handle.tell()
+            file_size = os.fstat(handle.fileno()).st_size
     except InvalidDicomError as err:
         raise _ExcludedFileError("not a DICOM file (no DICM preamble)") from err
     except _HEADER_ERRORS as err:
         raise _ExcludedFileError(f"unreadable DICOM header ({type(err).__name__}: {err})") from err
-    _check_native_length(path, dataset, pixel_offset)
+    _check_native_length(dataset, pixel_offset, file_size)
     return dataset, pixel_offset
 
 
-def _check_native_length(path: Path, dataset: Dataset, pixel_offset: int) -> None:
+def _check_deflated(path: Path) -> None:
+    """Exclude a deflated file whose body inflates beyond the size limit or is corrupt."""
+    try:
+        check_deflated_size(path)
+    except InvalidDicomError:
+        # No file meta group: dcmread reports the file as not DICOM.
+        pass
+    except ValueError as err:
+        raise _ExcludedFileError(f"unreadable deflated DICOM: {err}") from err
+    except _HEADER_ERRORS as err:
+        raise _ExcludedFileError(f"unreadable DICOM header ({type(err).__name__}: {err})") from err
+
+
+def _check_native_length(dataset: Dataset, pixel_offset: int, file_size: int) -> None:
     """Exclude a file with uncompressed pixel data shorter than its header promises."""
     syntax = pydicom.uid.UID(transfer_syntax(dataset))
     if syntax.is_compressed or "Rows" not in dataset:
@@ -307,7 +315,7 @@ def _check_native_length(path: Path, dataset: Dataset, pixel_offset: int) -> Non
     if syntax == pydicom.uid.DeflatedExplicitVRLittleEndian:
         return
     element_header = 8 if syntax == pydicom.uid.ImplicitVRLittleEndian else 12
-    available = path.stat().st_size - pixel_offset - element_header
+    available = file_size - pixel_offset - element_header
     expected = expected_pixel_bytes(dataset)
     if available < 0:
         raise _ExcludedFileError("no pixel data: (7FE0,0010) PixelData is missing")
@@ -322,13 +330,13 @@ def _image_exclusion(dataset: Dataset) -> str | None:
         sop_class = pydicom.uid.UID(str(dataset.get("SOPClassUID", "")))
         name = sop_class.name if sop_class else "unknown SOP class"
         return f"not an image ({name}): (0028,0010) Rows and (0028,0011) Columns are missing"
-    modality = str(dataset.get("Modality", "")).upper()
+    modality = str(header_value(dataset, "Modality", "")).upper()
     if modality and modality not in HU_MODALITIES:
         return f"modality {modality} is not CT, so its values are not Hounsfield units"
-    samples = int(dataset.get("SamplesPerPixel", 1) or 1)
+    samples = int(header_value(dataset, "SamplesPerPixel", 1) or 1)
     if samples != 1:
         return f"colour image ({samples} samples per pixel): only greyscale CT forms volumes"
-    photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    photometric = str(header_value(dataset, "PhotometricInterpretation", "MONOCHROME2")).upper()
     if photometric not in ("MONOCHROME1", "MONOCHROME2"):
         return f"photometric interpretation {photometric} is not greyscale"
     return None
@@ -345,8 +353,8 @@ def _frames_of(path: Path, dataset: Dataset, pixel_offset: int) -> list[_Frame]:
         except MissingAttributeError as err:
             where = f"frame {index + 1}: " if multi else ""
             raise _ExcludedFileError(f"no geometry: {where}{err}") from err
-        instance = dataset.get("InstanceNumber")
-        acquisition = dataset.get("AcquisitionNumber")
+        instance = header_value(dataset, "InstanceNumber")
+        acquisition = header_value(dataset, "AcquisitionNumber")
         frames.append(
             _Frame(
                 path=path,
@@ -372,8 +380,8 @@ def _volume_key(frame: _Frame) -> tuple[Any, ...]:
     attributes = frame.attributes
     dataset = frame.dataset
     return (
-        int(dataset.Rows),
-        int(dataset.Columns),
+        int(header_value(dataset, "Rows")),
+        int(header_value(dataset, "Columns")),
         round(attributes.pixel_spacing_mm[0], 3),
         round(attributes.pixel_spacing_mm[1], 3),
         attributes.kernel,
@@ -653,6 +661,8 @@ def plan_dicom_series(
     """
     excluded: list[ExcludedFile] = []
     by_series: dict[str, list[_Frame]] = defaultdict(list)
+    # Plane of each distinct (0020,0037) ImageOrientationPatient: a series repeats one value.
+    planes: dict[tuple[float, ...], str] = {}
     for raw_path in files:
         path = Path(raw_path)
         try:
@@ -669,7 +679,11 @@ def plan_dicom_series(
         for frame in frames:
             reason = localizer_reason(dataset, frame.attributes.frame_type)
             if reason is None:
-                plane = geo.classify_plane(geo.slice_normal(frame.attributes.orientation))
+                orientation_key = tuple(frame.attributes.orientation.tolist())
+                plane = planes.get(orientation_key)
+                if plane is None:
+                    plane = geo.classify_plane(geo.slice_normal(frame.attributes.orientation))
+                    planes[orientation_key] = plane
                 if plane != "axial":
                     reason = f"{plane} reconstruction: only axial slices form volumes"
             if reason is not None:
@@ -681,7 +695,7 @@ def plan_dicom_series(
                 continue
             axial_frames.append(frame)
         for frame in axial_frames:
-            by_series[str(dataset.get("SeriesInstanceUID", ""))].append(frame)
+            by_series[str(header_value(dataset, "SeriesInstanceUID", ""))].append(frame)
 
     scan = DicomScan(excluded=excluded)
     for series_uid in sorted(by_series):
@@ -768,7 +782,9 @@ def _build_plan(
     syntax = transfer_syntax(first)
     if len(syntaxes) > 1:
         warnings.append(f"files use {len(syntaxes)} transfer syntaxes: {', '.join(syntaxes)}")
-    burned_in = [str(frame.dataset.get("BurnedInAnnotation", "")).upper() for frame in frames]
+    burned_in = [
+        str(header_value(frame.dataset, "BurnedInAnnotation", "")).upper() for frame in frames
+    ]
     burned_in_value = "YES" if "YES" in burned_in else (burned_in[0] or None)
     refs = [
         FrameRef(
@@ -828,7 +844,10 @@ def _decode_frame(
     path = frame.path
     try:
         if frame.frame_index is None:
-            fast = _read_native_frame(path, plan._header_cache.pop(path, None))
+            cached = plan._header_cache.pop(path, None)
+            if cached is not None and pydicom.uid.UID(transfer_syntax(cached[0])).is_compressed:
+                return _decode_encapsulated_frame(path, *cached), cached[0]
+            fast = _read_native_frame(path, cached)
             if fast is not None:
                 return fast
             single = pydicom.dcmread(path)
@@ -866,11 +885,36 @@ def _decode_frame(
     return stored, _single_frame_header(dataset, frame.frame_index)
 
 
+def _decode_encapsulated_frame(path: Path, header: Dataset, offset: int) -> NDArray[Any]:
+    """Decode the compressed pixel data of a single-frame file whose header was read before.
+
+    Only the elements from ``offset`` (where the planning read stopped) onwards are read, so
+    the header is not parsed twice. The pixel data is attached to ``header`` for pydicom's
+    decoder and removed again, with its decoded array, before returning.
+    """
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        # Every compressed transfer syntax is explicit VR little endian (PS3.5 A.4).
+        tail = read_dataset(handle, is_implicit_VR=False, is_little_endian=True)
+    if _PIXEL_DATA_TAG_NUMBER not in tail:
+        raise ValueError("(7FE0,0010) PixelData is missing after the header")
+    syntax = transfer_syntax(header)
+    header[_PIXEL_DATA_TAG_NUMBER] = tail[_PIXEL_DATA_TAG_NUMBER]
+    try:
+        fragments = pydicom.encaps.generate_frames(header.PixelData, number_of_frames=1)
+        check_encapsulated_frame(next(fragments), syntax)
+        stored: NDArray[Any] = header.pixel_array
+    finally:
+        del header[_PIXEL_DATA_TAG_NUMBER]
+    return stored
+
+
 #: Transfer syntaxes whose pixel data :func:`_read_native_frame` reads without pydicom's decoder.
 _NATIVE_LITTLE_ENDIAN = frozenset(
     {str(pydicom.uid.ExplicitVRLittleEndian), str(pydicom.uid.ImplicitVRLittleEndian)}
 )
 _PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
+_PIXEL_DATA_TAG_NUMBER = 0x7FE00010
 
 
 def _read_native_frame(
@@ -895,8 +939,8 @@ def _read_native_frame(
         if (
             syntax not in _NATIVE_LITTLE_ENDIAN
             or number_of_frames(dataset) != 1
-            or int(dataset.get("SamplesPerPixel", 1) or 1) != 1
-            or int(dataset.get("BitsAllocated", 0) or 0) != 16
+            or int(header_value(dataset, "SamplesPerPixel", 1) or 1) != 1
+            or int(header_value(dataset, "BitsAllocated", 0) or 0) != 16
         ):
             return None
         header = handle.read(8)
@@ -912,11 +956,11 @@ def _read_native_frame(
         data = handle.read(expected)
     if len(data) < expected:
         raise ValueError(f"pixel data ends after {len(data)} of {expected} bytes")
-    signed = int(dataset.get("PixelRepresentation", 0) or 0) == 1
+    signed = int(header_value(dataset, "PixelRepresentation", 0) or 0) == 1
     stored = np.frombuffer(data, dtype="<i2" if signed else "<u2").reshape(
-        int(dataset.Rows), int(dataset.Columns)
+        int(header_value(dataset, "Rows")), int(header_value(dataset, "Columns"))
     )
-    bits_stored = int(dataset.get("BitsStored", 16) or 16)
+    bits_stored = int(header_value(dataset, "BitsStored", 16) or 16)
     if bits_stored < 16:
         unused = 16 - bits_stored
         if signed:
@@ -941,10 +985,10 @@ def _single_frame_header(dataset: Dataset, frame_index: int) -> Dataset:
 
 
 def _padding_mask(stored: NDArray[Any], dataset: Dataset) -> NDArray[np.bool_] | None:
-    value = dataset.get("PixelPaddingValue")
+    value = header_value(dataset, "PixelPaddingValue")
     if value is None or isinstance(value, bytes):
         return None
-    limit = dataset.get("PixelPaddingRangeLimit")
+    limit = header_value(dataset, "PixelPaddingRangeLimit")
     if limit is None or isinstance(limit, bytes):
         return np.asarray(stored == int(value))
     low, high = sorted((int(value), int(limit)))
@@ -1026,7 +1070,9 @@ def iter_hu_slices(plan: SeriesPlan, *, fill_padding: bool = True) -> Iterator[H
             position_mm=geometry.slice_origin_mm(index),
             pixel_spacing_mm=(geometry.spacing_mm[1], geometry.spacing_mm[2]),
             padding_mask=mask,
-            photometric_interpretation=str(header.get("PhotometricInterpretation", "MONOCHROME2")),
+            photometric_interpretation=str(
+                header_value(header, "PhotometricInterpretation", "MONOCHROME2")
+            ),
             frame=frame,
         )
 

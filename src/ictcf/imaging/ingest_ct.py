@@ -787,7 +787,6 @@ def _read_dicom_series(
     extract_lungs: bool,
     progress: bool,
 ) -> _SeriesDraft:
-    from ictcf.imaging.deidentify import burned_in_text_risk
     from ictcf.imaging.dicom_series import iter_hu_slices
 
     geometry = plan.geometry
@@ -824,10 +823,10 @@ def _read_dicom_series(
     with _SliceWorkers() as workers:
         for hu_slice in slices:
             header = hu_slice.header
-            risk = burned_in_text_risk(header)
+            # The record names the burned-in text evidence found before cleaning.
+            risk = deidentifier.deidentify(header).burned_in_text_risk
             if risk and draft.burned_in_text_reason is None:
                 draft.burned_in_text_reason = str(risk)
-            deidentifier.deidentify(header)
             if not draft.series_key:
                 draft.series_key = _dicom_series_key(header, plan.split_index, source_sha256)
             hu = np.asarray(hu_slice.hu, dtype=np.float32)
