@@ -194,14 +194,23 @@ def test_cli_stats_requires_output(sqlite_url: str) -> None:
 def test_report_counts_patients_only_from_cohort(
     synthetic_sqlite: sessionmaker[Session], tmp_path: Path
 ) -> None:
+    # Three controls and the four suspected patients move to cohort "other": the paper's
+    # comparisons have empty groups there, the comparison of sexes (4 vs 3) does not.
     with session_scope(synthetic_sqlite) as session:
-        patient = session.get(Patient, 1)
-        assert patient is not None
-        patient.cohort = "other"
+        for patient_id in (1, 2, 3, 57, 58, 59, 60):
+            patient = session.get(Patient, patient_id)
+            assert patient is not None
+            patient.cohort = "other"
+    sexes = parse_comparison("sex=male vs sex=female")
     with session_scope(synthetic_sqlite) as session:
-        report = write_stats_report(session, tmp_path / "o", cohort="other", figures=False)
-    assert report.summary["n_patients"] == 1
+        report = write_stats_report(
+            session, tmp_path / "o", comparisons=[sexes], cohort="other", figures=False
+        )
+    assert report.summary["n_patients"] == 7
     assert report.results["covid_vs_control"].n_tests == 0
+    assert "comparison_covid_vs_control" in report.omitted
+    assert report.results[sexes.name].n_a == 4
+    assert report.results[sexes.name].omitted_reason is None
     assert "no patient belongs" in report.omitted["table_one_outcome"]
     assert "table_one_morbidity_type" not in report.omitted
 

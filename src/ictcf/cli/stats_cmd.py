@@ -107,6 +107,10 @@ def stats(
     vs cured)
     and any --compare, then writes CSV and JSON tables, PNG and SVG figures and report.html
     to --output.
+
+    A comparison with fewer than 3 patients in a group, or with no testable row, is omitted
+    with a warning. When every comparison is omitted, the command writes nothing and exits
+    with an error.
     """
     from ictcf.stats.report import write_stats_report
 
@@ -134,6 +138,13 @@ def stats(
     click.echo(f"{summary['n_patients']} patients, {summary['n_features']} CFs.")
     for result in report.results.values():
         spec = result.spec
+        if result.omitted_reason is not None:
+            click.secho(
+                f"warning: comparison {spec.name} omitted: {result.omitted_reason}",
+                err=True,
+                fg="yellow",
+            )
+            continue
         click.echo(
             f"{spec.name}: {result.n_a} {spec.group_a.label} vs {result.n_b} {spec.group_b.label}, "
             f"{result.n_tests} tests ({result.n_not_testable} not testable), "
@@ -141,5 +152,6 @@ def stats(
             f"{result.n_higher} CFs higher and {result.n_lower} lower in {spec.group_a.label}"
         )
     for name, reason in report.omitted.items():
-        click.echo(f"omitted {name}: {reason}")
+        if not name.startswith("comparison_"):
+            click.echo(f"omitted {name}: {reason}")
     click.echo(f"Report: {report.html_path}")

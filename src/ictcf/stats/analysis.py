@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from ictcf.db.queries import load_measurements, load_patients
 from ictcf.errors import DataNotFoundError, InputError
-from ictcf.stats.comparisons import TESTED, compare_binary, compare_groups
+from ictcf.stats.comparisons import MIN_GROUP_SIZE, TESTED, compare_binary, compare_groups
 from ictcf.stats.groups import (
     DEFAULT_ALPHA_ADJUSTED,
     PAPER_COMPARISONS,
@@ -228,6 +228,39 @@ class ComparisonResult:
         """Number of CF rows reported as not testable."""
         return int((self.table["status"] != TESTED).sum())
 
+    @property
+    def n_disease_tests(self) -> int:
+        """Number of underlying-disease rows that could be tested."""
+        return int((self.diseases["status"] == TESTED).sum())
+
+    @property
+    def omitted_reason(self) -> str | None:
+        """Why the comparison has no result, or None when it has one.
+
+        A comparison is omitted when a group has fewer than ``MIN_GROUP_SIZE`` (3) patients,
+        the fewest any CF test accepts, or when no CF, age, body temperature or
+        underlying-disease row could be tested.
+        """
+        sizes = ((self.spec.group_a.label, self.n_a), (self.spec.group_b.label, self.n_b))
+        small = [
+            f"group {label!r} has {n} patient{'' if n == 1 else 's'}"
+            for label, n in sizes
+            if n < MIN_GROUP_SIZE
+        ]
+        if small:
+            return (
+                f"{' and '.join(small)}; every test needs at least {MIN_GROUP_SIZE} patients "
+                "per group"
+            )
+        if self.n_tests == 0 and self.n_disease_tests == 0:
+            reasons = self.table["reason"].value_counts()
+            common = f"; most common reason: {reasons.index[0]}" if len(reasons) else ""
+            return (
+                f"none of the {len(self.table)} feature rows and {len(self.diseases)} "
+                f"underlying-disease rows could be tested{common}"
+            )
+        return None
+
     def summary(self) -> dict[str, Any]:
         """Return the headline numbers as a JSON-ready dict."""
         return {
@@ -254,6 +287,7 @@ class ComparisonResult:
                 self.table["censored_a"].sum() + self.table["censored_b"].sum()
             ),
             "notes": list(self.notes),
+            "omitted": self.omitted_reason,
         }
 
 
@@ -372,10 +406,16 @@ def load_cohort(
         If the database (or the requested cohort) contains no patients.
     """
     patients = load_patients(session, cohort=cohort)
-    if patients.empty:
-        where = f"cohort {cohort!r}" if cohort else "the database"
+    if patients.empty and cohort is not None:
+        known = sorted(str(name) for name in load_patients(session)["cohort"].dropna().unique())
         raise DataNotFoundError(
-            f"{where} contains no patients; import the iCTCF export first (see ictcf import --help)."
+            f"cohort {cohort!r} contains no patients; cohorts in the database: "
+            f"{', '.join(known) or 'none'}. Pass one of them to --cohort."
+        )
+    if patients.empty:
+        raise DataNotFoundError(
+            "the database contains no patients; import the iCTCF export first with "
+            "`ictcf import ictcf-export FILE`."
         )
     # Filtered here rather than with an IN list, which SQLite caps at 32,766 parameters.
     measurements = load_measurements(session)

@@ -327,15 +327,17 @@ def two_by_two_test(a_yes: int, a_total: int, b_yes: int, b_total: int) -> dict[
     Returns
     -------
     dict
-        ``status``, ``reason``, ``test``, ``statistic`` (chi-squared or the odds ratio),
-        ``p_value``, ``min_expected`` and ``direction`` of A's proportion relative to B's.
+        ``status``, ``reason``, ``test``, ``statistic`` (chi-squared or the odds ratio, which
+        is 0 or infinite when a cell of the table is zero), ``statistic_note`` (what such an
+        odds ratio means, else ``""``), ``p_value``, ``min_expected`` and ``direction`` of A's
+        proportion relative to B's.
     """
     table = np.array([[a_yes, a_total - a_yes], [b_yes, b_total - b_yes]], dtype=float)
     if (table < 0).any():
         raise InputError(
             f"2x2 table has a negative count ({table.tolist()}); yes counts cannot exceed totals."
         )
-    row: dict[str, Any] = {"min_expected": math.nan}
+    row: dict[str, Any] = {"min_expected": math.nan, "statistic_note": ""}
     if a_total == 0 or b_total == 0:
         return row | _not_testable(
             f"insufficient data: a group has no patients (n_a={a_total}, n_b={b_total})"
@@ -346,10 +348,12 @@ def two_by_two_test(a_yes: int, a_total: int, b_yes: int, b_total: int) -> dict[
 
     expected = np.outer(table.sum(axis=1), column_totals) / table.sum()
     min_expected = float(expected.min())
+    statistic_note = ""
     if min_expected < MIN_EXPECTED_COUNT:
         test = FISHER_EXACT
         result = scipy_stats.fisher_exact(table, alternative="two-sided")
         statistic, p_value = float(result.statistic), float(result.pvalue)
+        statistic_note = _odds_ratio_note(table, statistic)
     else:
         test = CHI_SQUARED
         chi2 = scipy_stats.chi2_contingency(table, correction=True)
@@ -360,10 +364,24 @@ def two_by_two_test(a_yes: int, a_total: int, b_yes: int, b_total: int) -> dict[
         "reason": "",
         "test": test,
         "statistic": statistic,
+        "statistic_note": statistic_note,
         "p_value": min(max(p_value, 0.0), 1.0),
         "min_expected": min_expected,
         "direction": _direction(proportion_difference),
     }
+
+
+def _odds_ratio_note(table: npt.NDArray[np.float64], odds_ratio: float) -> str:
+    """Explain an odds ratio of 0, infinity or NaN, which a zero cell of the 2x2 table gives."""
+    if not (table == 0).any():
+        return ""
+    if math.isinf(odds_ratio):
+        return "odds ratio infinite (a zero cell in the 2x2 table)"
+    if math.isnan(odds_ratio):
+        return "odds ratio undefined (zero cells in the 2x2 table)"
+    if odds_ratio == 0.0:
+        return "odds ratio 0 (a zero cell in the 2x2 table)"
+    return ""
 
 
 def coerce_numeric(column: pd.Series) -> pd.Series:
@@ -567,8 +585,8 @@ def compare_binary(
     -------
     DataFrame
         Indexed by ``feature``: ``yes_a``, ``n_a``, ``percent_a``, ``yes_b``, ``n_b``,
-        ``percent_b``, ``status``, ``reason``, ``test``, ``statistic``, ``p_value``,
-        ``min_expected``, ``direction``, ``p_adjusted``, ``n_tests``, ``significant``.
+        ``percent_b``, ``status``, ``reason``, ``test``, ``statistic``, ``statistic_note``,
+        ``p_value``, ``min_expected``, ``direction``, ``p_adjusted``, ``n_tests``, ``significant``.
     """
     mask_a = _mask(group_a, indicators.index, "A")
     mask_b = _mask(group_b, indicators.index, "B")
@@ -604,6 +622,7 @@ def compare_binary(
         "reason",
         "test",
         "statistic",
+        "statistic_note",
         "p_value",
         "min_expected",
         "direction",

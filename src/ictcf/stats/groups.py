@@ -250,6 +250,11 @@ def _parse_side(text: str, source: str) -> GroupSpec:
     return GroupSpec(" & ".join(str(c) for c in conditions), conditions)
 
 
+#: Words for comparison operators in generated comparison names; two-character operators
+#: come first so that '>=' is not read as '>' followed by '='.
+OPERATOR_WORDS = (("<=", "le"), (">=", "ge"), ("<", "lt"), (">", "gt"))
+
+
 def parse_comparison(text: str, *, alpha: float = DEFAULT_USER_ALPHA) -> ComparisonSpec:
     """Parse a user comparison ``[NAME:] SIDE vs SIDE`` (see the module docstring).
 
@@ -288,7 +293,11 @@ def parse_comparison(text: str, *, alpha: float = DEFAULT_USER_ALPHA) -> Compari
     if group_a == group_b:
         raise InputError(f"--compare {source!r} compares a group with itself.")
     if not name:
-        name = re.sub(r"[^A-Za-z0-9]+", "_", f"{group_a}_vs_{group_b}").strip("_").lower()
+        spelled = f"{group_a}_vs_{group_b}"
+        # Operators become words so that 'age>=60 vs age<60' does not yield age_60_vs_age_60.
+        for operator, word in OPERATOR_WORDS:
+            spelled = spelled.replace(operator, f"_{word}_")
+        name = re.sub(r"[^A-Za-z0-9]+", "_", spelled).strip("_").lower()
     return ComparisonSpec(
         name=name,
         title=f"{group_a.label} vs {group_b.label}",

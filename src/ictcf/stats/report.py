@@ -125,9 +125,15 @@ def count_ct_slices(session: Session) -> pd.DataFrame | None:
     )
 
 
+#: Note written beside a JSON key whose value is infinite, because JSON has no infinity and
+#: the value is written as null. A NaN is written as null without a note: it means undefined or
+#: not available, and the row's ``status`` and ``reason`` give the cause.
+INFINITE_NOTES = {math.inf: "infinite", -math.inf: "negative infinite"}
+
+
 def _json_value(value: Any) -> Any:
     if isinstance(value, float | np.floating):
-        return None if math.isnan(value) else float(value)
+        return float(value) if math.isfinite(value) else None
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, np.bool_):
@@ -139,14 +145,35 @@ def _json_value(value: Any) -> Any:
 
 def _records(table: pd.DataFrame, index_name: str) -> list[dict[str, Any]]:
     frame = table.reset_index().rename(columns={"index": index_name})
+    # Values stay raw here so that _json_ready can note infinities beside their keys.
     return [
-        {str(key): _json_value(value) for key, value in row.items()}
-        for row in frame.to_dict(orient="records")
+        {str(key): value for key, value in row.items()} for row in frame.to_dict(orient="records")
     ]
 
 
+def _json_ready(payload: Any) -> Any:
+    """Return ``payload`` with NaN and infinities as None, numpy scalars as Python ones.
+
+    An infinite value under a mapping key ``k`` also gets a ``k_note`` entry ("infinite" or
+    "negative infinite") unless the mapping already has one, which then states the meaning.
+    """
+    if isinstance(payload, Mapping):
+        ready: dict[str, Any] = {}
+        for key, value in payload.items():
+            ready[str(key)] = _json_ready(value)
+            is_float = isinstance(value, float | np.floating)
+            note_key = f"{key}_note"
+            if is_float and math.isinf(value) and not payload.get(note_key):
+                ready[note_key] = INFINITE_NOTES[float(value)]
+        return ready
+    if isinstance(payload, list | tuple):
+        return [_json_ready(item) for item in payload]
+    return _json_value(payload)
+
+
 def _write_json(path: Path, payload: Any) -> None:
-    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    text = json.dumps(_json_ready(payload), indent=2, ensure_ascii=False, allow_nan=False)
+    path.write_text(text + "\n")
 
 
 def _paper_rows(results: Mapping[str, ComparisonResult]) -> list[dict[str, str]]:
@@ -156,7 +183,9 @@ def _paper_rows(results: Mapping[str, ComparisonResult]) -> list[dict[str, str]]
         if result is None:
             continue
         ours = "not available"
-        if quantity.startswith("significant"):
+        if result.omitted_reason is not None:
+            ours = f"not available (comparison omitted: {result.omitted_reason})"
+        elif quantity.startswith("significant"):
             ours = f"{result.n_higher} / {result.n_lower}"
         else:
             feature = "age" if "age" in quantity else "body_temperature"
@@ -184,12 +213,16 @@ def _figure_uri(path: Path) -> str:
 def _format_p(value: float) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
+    if math.isinf(value):
+        return "∞" if value > 0 else "−∞"
     return f"{value:.2e}" if value < 1e-3 else f"{value:.3f}"
 
 
 def _format_number(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
+    if isinstance(value, float) and math.isinf(value):
+        return "∞" if value > 0 else "−∞"
     if isinstance(value, float):
         return f"{value:.3g}"
     return str(value)
@@ -239,13 +272,14 @@ def _stage_outputs(
     }
     if slice_counts is None:
         omitted["slice_counts"] = (
-            "the database holds no CT slices (see ictcf import --help to import them); the "
-            "figure of CT slices per class is omitted"
+            "the database holds no CT slices (import them with ictcf import dicom, nifti, jpeg "
+            "or labelled-slices); the figure of CT slices per class is omitted"
         )
     else:
         drawn["slice_counts"] = plot_slice_counts(slice_counts)
-    drawn["significance_summary"] = plot_significance_summary(results)
-    for name, result in results.items():
+    tested = {name: result for name, result in results.items() if result.omitted_reason is None}
+    drawn["significance_summary"] = plot_significance_summary(tested)
+    for name, result in tested.items():
         figure = plot_top_features(result, data.features, data.patients)
         if figure is None:
             omitted[f"top_features_{name}"] = f"no significant row in {name}; no box plots drawn"
@@ -339,10 +373,15 @@ def write_stats_report(
     -------
     StatsReport
 
+    A comparison in which a group has no patients, or no row could be tested, is omitted: its
+    tables are still written (every row gives the reason it is not testable), and ``omitted``, the
+    summary and the HTML report state the reason.
+
     Raises
     ------
     InputError
-        If ``output_dir`` is a file, no comparison is requested, or a comparison is invalid.
+        If ``output_dir`` is a file, no comparison is requested, a comparison is invalid, or
+        every comparison is omitted (nothing is written then).
     DataNotFoundError
         If the database contains no patients.
     """
@@ -355,6 +394,18 @@ def write_stats_report(
 
     data = load_cohort(session, cohort=cohort, censored=censored)
     results = run_comparisons(data, specs, thresholds=thresholds, alpha_adjusted=alpha_adjusted)
+    omitted_comparisons = {
+        f"comparison_{name}": f"comparison omitted: {result.omitted_reason}"
+        for name, result in results.items()
+        if result.omitted_reason is not None
+    }
+    if len(omitted_comparisons) == len(results):
+        reasons = "; ".join(f"{name}: {result.omitted_reason}" for name, result in results.items())
+        raise InputError(
+            f"every requested comparison is omitted, so no report was written ({reasons}); "
+            "change the groups so that each has patients with recorded values, or import "
+            "more patients."
+        )
     table_ones: dict[str, TableOneResult] = {}
     omitted_tables: dict[str, str] = {}
     for by in ("morbidity_type", "outcome"):
@@ -417,7 +468,7 @@ def write_stats_report(
         files, omitted, figure_files = _stage_outputs(
             staging, data, results, table_ones, slice_counts, figures=figures
         )
-        summary["omitted"] = omitted_tables | omitted
+        summary["omitted"] = omitted_comparisons | omitted_tables | omitted
         summary["files"] = [
             *sorted(str(path.relative_to(staging)) for path in files),
             "report.html",

@@ -225,12 +225,16 @@ def build_table_one(
         )
     nonnormal = _nonnormal(frame, continuous)
     present = [label for label in order if (frame[GROUP_COLUMN] == label).any()]
+    # tableone pairs every category of the group column for its SMDs, so a group without
+    # patients (a database without controls, say) must not remain a category.
+    tableone_frame = frame.reset_index(drop=True)
+    tableone_frame[GROUP_COLUMN] = tableone_frame[GROUP_COLUMN].cat.remove_unused_categories()
     with warnings.catch_warnings():
         # tableone warns about variables it considers possibly non-normal; our own
         # Shapiro–Wilk rule decides that and the docs state it.
         warnings.simplefilter("ignore")
         table = TableOne(
-            frame.reset_index(drop=True),
+            tableone_frame,
             columns=[*[c for c in frame.columns if c != GROUP_COLUMN]],
             categorical=categorical,
             continuous=continuous,
