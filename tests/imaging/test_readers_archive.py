@@ -73,7 +73,7 @@ def test_traversal_and_absolute_entries_rejected(tmp_path: Path) -> None:
         {"series/1.dcm": b"ok", "../../evil.txt": b"x", "/tmp/evil.txt": b"x"},
     )
     work = tmp_path / "up" / "work"
-    with pytest.raises(InputError, match=r"bad\.zip: unsafe zip entry name '\.\./\.\./evil\.txt'"):
+    with pytest.raises(InputError, match=r"bad\.zip: unsafe name of zip entry 1 \(counted from 0"):
         collect_input_files(archive, workdir=work)
     assert _all_files(work) == []
     assert not (tmp_path / "evil.txt").exists()
@@ -176,6 +176,9 @@ def test_corrupt_entry_cleans_up(tmp_path: Path) -> None:
     raw[second - 20 : second - 10] = b"\x00" * 10  # damage the end of the first entry's data
     archive.write_bytes(bytes(raw))
     work = tmp_path / "work"
-    with pytest.raises(InputError, match=r"c\.zip: zip entry 'a\.dcm' could not be extracted"):
+    with pytest.raises(
+        InputError,
+        match=r"c\.zip: zip entry 0 \(counted from 0 in the archive's listing\) could not be extracted",
+    ):
         collect_input_files(archive, workdir=work)
     assert _all_files(work) == []

@@ -80,9 +80,16 @@ def test_classify_intensity_scale() -> None:
 
 
 def test_no_air_warned(tmp_path: Path) -> None:
-    data = np.random.default_rng(RNG_SEED).uniform(-100, 300, size=(4, 4, 3)).astype(np.float32)
+    data = np.random.default_rng(RNG_SEED).uniform(-400, 300, size=(4, 4, 3)).astype(np.float32)
     volume = read_nifti_volume(_save(tmp_path / "soft.nii", data, np.eye(4)))
     assert any("holds no air" in w for w in volume.warnings)
+
+
+def test_no_air_or_fat_rejected(tmp_path: Path) -> None:
+    data = np.random.default_rng(RNG_SEED).uniform(-100, 300, size=(4, 4, 3)).astype(np.float32)
+    path = _save(tmp_path / "soft.nii", data, np.eye(4))
+    with pytest.raises(InputError, match=r"soft\.nii: not a CT in Hounsfield units: no voxel"):
+        read_nifti_volume(path)
 
 
 def test_four_d_rejected(tmp_path: Path) -> None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ictcf.cli.common import CLIContext, database_url_option, pass_cli_context, resolve_database_url
 from ictcf.db.session import open_database
+
+if TYPE_CHECKING:
+    from ictcf.imaging.export_slices import SliceExportReport
 
 
 @click.command("slices", short_help="Write stored slices as PNG or NPZ with a label manifest.")
@@ -66,9 +70,20 @@ def export_slices_command(
         label=label,
         progress=context.progress,
     )
-    labels = ", ".join(f"{name} {count}" for name, count in sorted(report.labels.items()))
-    click.echo(f"{report.n_slices} slices written to {report.output} ({labels}).")
+    click.echo(f"{report.n_slices} slices written to {report.output} ({_label_summary(report)}).")
     click.echo(f"Manifest: {report.manifest}")
+
+
+def _label_summary(report: SliceExportReport) -> str:
+    """Return such as ``"labelled NiCT 3, pCT 12; 148 without a label"``."""
+    unlabelled = report.labels.get("none", 0)
+    labelled = ", ".join(
+        f"{name} {count}" for name, count in sorted(report.labels.items()) if name != "none"
+    )
+    parts = [f"labelled {labelled}"] if labelled else []
+    if unlabelled:
+        parts.append(f"{unlabelled} without a label")
+    return "; ".join(parts) or "no slices"
 
 
 COMMANDS: list[click.Command] = [export_slices_command]

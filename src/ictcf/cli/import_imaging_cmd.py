@@ -152,8 +152,9 @@ import_nifti_command = _single_patient_command(
     "Import NIfTI CT volumes in Hounsfield units of one patient.",
     """Import the NIfTI volumes in PATH (.nii or .nii.gz, a file, folder or zip) for one patient.
 
-    Each volume becomes one series. Volumes that are not in Hounsfield units (scaled to 0-1 or
-    0-255) are rejected.
+    Each volume becomes one series. A volume is not in Hounsfield units when its values are
+    scaled to 0-1 or 0-255, or when no voxel lies below -200 HU (lung masks). Such volumes are
+    excluded with the reason and the others imported. A single such file is rejected.
     """,
     "import_nifti",
 )

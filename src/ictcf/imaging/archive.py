@@ -186,6 +186,11 @@ def _safe_member_path(name: str) -> PurePosixPath:
     return pure
 
 
+def _describe_entry(number: int) -> str:
+    # Entry names can contain patient names, so messages give the position in the archive.
+    return f"zip entry {number} (counted from 0 in the archive's listing)"
+
+
 def _is_symlink(info: zipfile.ZipInfo) -> bool:
     mode = info.external_attr >> 16
     return info.create_system == 3 and stat.S_ISLNK(mode)
@@ -231,7 +236,7 @@ def extract_zip(
         root = destination.resolve()
         written: list[Path] = []
         try:
-            for info in infos:
+            for number, info in enumerate(infos):
                 relative = _safe_member_path(info.filename)
                 if info.is_dir() or _is_ignored(Path(*relative.parts)):
                     continue
@@ -239,15 +244,15 @@ def extract_zip(
                 # Component-wise containment check (not a string prefix test).
                 if not target.resolve().is_relative_to(root):
                     raise InputError(
-                        f"zip entry {info.filename!r} resolves outside the extraction folder",
+                        f"{_describe_entry(number)} resolves outside the extraction folder",
                         path=archive,
                     )
                 target.parent.mkdir(parents=True, exist_ok=True)
                 try:
-                    _stream_entry(archive, handle, info, target, budget)
+                    _stream_entry(archive, handle, info, target, budget, number=number)
                 except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as err:
                     raise InputError(
-                        f"zip entry {info.filename!r} could not be extracted ({err}); the "
+                        f"{_describe_entry(number)} could not be extracted ({err}); the "
                         "archive is damaged or uses an unsupported compression method",
                         path=archive,
                     ) from err
@@ -270,43 +275,45 @@ def _check_entries(archive: Path, infos: list[zipfile.ZipInfo], budget: _Budget)
     if budget.entries > caps.max_entries:
         raise InputError(
             f"upload has {budget.entries} archive entries, more than the limit of "
-            f"{caps.max_entries}: split it into smaller uploads or raise "
-            "ArchiveLimits.max_entries",
+            f"{caps.max_entries}: split it into smaller archives, or unpack it and import "
+            "the folder",
             path=archive,
         )
     seen: set[str] = set()
     declared = budget.bytes_written
-    for info in infos:
+    for number, info in enumerate(infos):
+        entry = _describe_entry(number)
         try:
             relative = _safe_member_path(info.filename)
         except ValueError as err:
             raise InputError(
-                f"unsafe zip entry name {info.filename!r}: it {err}; the whole upload is "
+                f"unsafe name of {entry}: it {err}; the whole upload is "
                 "rejected, so rebuild the archive with relative paths",
                 path=archive,
             ) from err
         if _is_symlink(info):
             raise InputError(
-                f"zip entry {info.filename!r} is a symbolic link; the whole upload is "
+                f"{entry} is a symbolic link; the whole upload is "
                 "rejected, so rebuild the archive without links",
                 path=archive,
             )
         key = str(relative).rstrip("/")
         if key in seen:
             raise InputError(
-                f"zip entry {info.filename!r} appears twice; rebuild the archive", path=archive
+                f"{entry} repeats the name of an earlier entry; rebuild the archive",
+                path=archive,
             )
         seen.add(key)
         if info.flag_bits & 0x1:
             raise InputError(
-                f"zip entry {info.filename!r} is encrypted: upload an unencrypted archive",
+                f"{entry} is encrypted: upload an unencrypted archive",
                 path=archive,
             )
         declared += info.file_size
         if declared > caps.max_total_bytes:
             raise InputError(
-                f"upload would unpack to more than {caps.max_total_bytes} bytes "
-                f"(limit ArchiveLimits.max_total_bytes): split it into smaller uploads",
+                f"upload would unpack to more than {caps.max_total_bytes} bytes: split it "
+                "into smaller archives, or unpack it and import the folder",
                 path=archive,
             )
         if (
@@ -314,7 +321,7 @@ def _check_entries(archive: Path, infos: list[zipfile.ZipInfo], budget: _Budget)
             and info.file_size > caps.max_compression_ratio * max(info.compress_size, 1)
         ):
             raise InputError(
-                f"zip entry {info.filename!r} declares a compression ratio above "
+                f"{entry} declares a compression ratio above "
                 f"{caps.max_compression_ratio:g}:1, typical of a zip bomb; the upload is "
                 "rejected",
                 path=archive,
@@ -327,6 +334,8 @@ def _stream_entry(
     info: zipfile.ZipInfo,
     target: Path,
     budget: _Budget,
+    *,
+    number: int,
 ) -> None:
     """Copy one entry in chunks, checking the real size and ratio before each write."""
     caps = budget.limits
@@ -340,14 +349,13 @@ def _stream_entry(
             entry_bytes += len(chunk)
             if budget.bytes_written + len(chunk) > caps.max_total_bytes:
                 raise InputError(
-                    f"upload unpacks to more than {caps.max_total_bytes} bytes "
-                    "(limit ArchiveLimits.max_total_bytes); the archive header understated "
-                    "its size, so the upload is rejected",
+                    f"upload unpacks to more than {caps.max_total_bytes} bytes; the archive "
+                    "header understated its size, so the upload is rejected",
                     path=archive,
                 )
             if entry_bytes > RATIO_CHECK_MIN_BYTES and entry_bytes > ratio_cap:
                 raise InputError(
-                    f"zip entry {info.filename!r} inflates beyond a compression ratio of "
+                    f"{_describe_entry(number)} inflates beyond a compression ratio of "
                     f"{caps.max_compression_ratio:g}:1, typical of a zip bomb; the upload is "
                     "rejected",
                     path=archive,

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ictcf import __version__
-from ictcf.db.imaging_models import CTSeries, CTSlice, ImageKind, SliceLabel
+from ictcf.db.imaging_models import CTSeries, CTSlice, ImageKind, SliceLabel, SourceKind
 from ictcf.db.models import Patient
 from ictcf.errors import ConflictError, DataNotFoundError, InputError
 from ictcf.imaging.linking import find_patient, parse_patient_key, store_for
@@ -43,6 +43,12 @@ MANIFEST_NAME = "manifest.csv"
 SOURCE_WINDOW = "source"
 #: PNG text-chunk key holding the display window.
 PNG_WINDOW_KEY = "ictcf:window"
+#: ``slice_order`` of series with slice positions (DICOM, NIfTI): index 0 is the most inferior
+#: slice and the index grows towards the head.
+ORDER_INFERIOR_TO_SUPERIOR = "inferior_to_superior"
+#: ``slice_order`` of JPEG/PNG series and labelled slices: the index follows the numbers in the
+#: file names, whose direction depends on the exporter (often head first).
+ORDER_FILE_NAMES = "file_name_order"
 #: Manifest columns, in order.
 MANIFEST_COLUMNS = (
     "file",
@@ -52,6 +58,7 @@ MANIFEST_COLUMNS = (
     "series_key",
     "source_kind",
     "slice_index",
+    "slice_order",
     "label",
     "label_source",
     "image_kind",
@@ -217,6 +224,7 @@ def export_slices(
                     "series_key": series.series_key,
                     "source_kind": series.source_kind.value,
                     "slice_index": slice_row.index,
+                    "slice_order": slice_order(series.source_kind),
                     "label": slice_row.label.value if slice_row.label else "",
                     "label_source": slice_row.label_source or "",
                     "image_kind": slice_row.image_kind.value,
@@ -245,6 +253,20 @@ def export_slices(
         raise
     logger.info("exported %d slices as %s", report.n_slices, format)
     return report
+
+
+def slice_order(source_kind: SourceKind) -> str:
+    """Return what the slice index of a series from ``source_kind`` counts along.
+
+    Returns
+    -------
+    str
+        ``ORDER_INFERIOR_TO_SUPERIOR`` for DICOM and NIfTI series, which are sorted by slice
+        position, and ``ORDER_FILE_NAMES`` for JPEG/PNG series and labelled slices.
+    """
+    if source_kind in (SourceKind.DICOM, SourceKind.NIFTI):
+        return ORDER_INFERIOR_TO_SUPERIOR
+    return ORDER_FILE_NAMES
 
 
 def _blank(value: object) -> object:

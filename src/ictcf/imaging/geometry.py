@@ -289,8 +289,9 @@ def check_slice_spacing(positions_mm: Sequence[float] | NDArray[np.float64]) -> 
     if not uniform:
         warnings.append(
             f"non-uniform slice spacing: steps range from {steps.min():.3f} to "
-            f"{steps.max():.3f} mm around a median of {median:.3f} mm; use "
-            "SeriesGeometry.slice_extents_mm for volumes, not the median spacing"
+            f"{steps.max():.3f} mm around a median of {median:.3f} mm. Each slice keeps its "
+            "own position (position_mm), and volumes or distances that assume the median "
+            "spacing are approximate"
         )
     for index, step in gaps:
         missing = round(step / median) - 1

@@ -57,6 +57,7 @@ from ictcf.imaging.linking import (
 )
 from ictcf.imaging.representative import update_representative_slices
 from ictcf.imaging.store import SliceStore, hu_storage_array
+from ictcf.imaging.upload_files import UploadFileNames, names_kept_out
 from ictcf.imaging.windows import LUNG_WINDOW, MEDIASTINAL_WINDOW, apply_window
 from ictcf.progress import progress_bar
 
@@ -268,7 +269,8 @@ def _existing_series(session: Session, source_sha256: str, patient: Patient) -> 
         raise ConflictError(
             f"This {existing.source_kind.value} series is already stored as series "
             f"{existing.id} of patient id:{existing.patient_id}; it cannot also belong to "
-            f"patient id:{patient.id}. Check the patient key, or delete the other series first."
+            f"patient id:{patient.id}. Check the patient key: import these files for patient "
+            f"id:{existing.patient_id}, or leave them out of this upload."
         )
     return existing
 
@@ -674,10 +676,15 @@ def import_dicom(
     report.store_root = str(slice_store.root)
     key_secret = secret if secret is not None else load_deidentification_secret()
 
-    with tempfile.TemporaryDirectory(prefix="ictcf-import-", dir=workdir) as temp:
+    names = UploadFileNames(Path(path))
+    with (
+        names_kept_out(names),
+        tempfile.TemporaryDirectory(prefix="ictcf-import-", dir=workdir) as temp,
+    ):
         files = _collect(Path(path), Path(temp), archive_limits)
         report.n_files = len(files)
         hashes = _file_hashes(files)
+        names.add_files(files, hashes)
         scan = plan_dicom_series(files)
         excluded_by_series = _excluded_by_series(scan.excluded)
         for item in scan.excluded:
@@ -741,6 +748,7 @@ def import_dicom(
                 draft.deidentification = report.deidentification
                 report.series.append(_write_series(session, draft, recorder))
             report.elapsed_s = time.perf_counter() - started
+            report.reader_warnings = names.warning_counts()
             _finish(session, report, recorder, {patient_row.id})
     return report
 
@@ -941,10 +949,15 @@ def import_jpeg_series(
     slice_store = store_for(factory, store)
     report = CTImportReport(kind=SourceKind.JPEG.value, lung_extraction=extract_lungs)
     report.store_root = str(slice_store.root)
-    with tempfile.TemporaryDirectory(prefix="ictcf-import-", dir=workdir) as temp:
+    names = UploadFileNames(Path(path))
+    with (
+        names_kept_out(names),
+        tempfile.TemporaryDirectory(prefix="ictcf-import-", dir=workdir) as temp,
+    ):
         files = _collect(Path(path), Path(temp), archive_limits)
         report.n_files = len(files)
         hashes = _file_hashes(files)
+        names.add_files(files, hashes)
         rasters = [file for file in files if _is_raster(file)]
         for file in files:
             if not _is_raster(file):
@@ -988,6 +1001,7 @@ def import_jpeg_series(
                 )
                 report.series.append(_write_series(session, draft, recorder))
             report.elapsed_s = time.perf_counter() - started
+            report.reader_warnings = names.warning_counts()
             _finish(session, report, recorder, {patient_row.id})
     return report
 
@@ -1067,10 +1081,15 @@ def import_nifti(
     report = CTImportReport(kind=SourceKind.NIFTI.value, lung_extraction=extract_lungs)
     report.store_root = str(slice_store.root)
     single_file = Path(path).is_file() and _is_nifti(Path(path))
-    with tempfile.TemporaryDirectory(prefix="ictcf-import-", dir=workdir) as temp:
+    names = UploadFileNames(Path(path))
+    with (
+        names_kept_out(names),
+        tempfile.TemporaryDirectory(prefix="ictcf-import-", dir=workdir) as temp,
+    ):
         files = _collect(Path(path), Path(temp), archive_limits)
         report.n_files = len(files)
         hashes = _file_hashes(files)
+        names.add_files(files, hashes)
         volumes = [file for file in files if _is_nifti(file)]
         for file in files:
             if not _is_nifti(file):
@@ -1123,6 +1142,7 @@ def import_nifti(
                     path=Path(path),
                 )
             report.elapsed_s = time.perf_counter() - started
+            report.reader_warnings = names.warning_counts()
             _finish(session, report, recorder, {patient_row.id})
     return report
 
@@ -1221,11 +1241,16 @@ def import_labelled_slices(
     slice_store = store_for(factory, store)
     report = CTImportReport(kind=SourceKind.LABELLED_SLICES.value, lung_extraction=extract_lungs)
     report.store_root = str(slice_store.root)
-    with tempfile.TemporaryDirectory(prefix="ictcf-import-", dir=workdir) as temp:
+    names = UploadFileNames(Path(path))
+    with (
+        names_kept_out(names),
+        tempfile.TemporaryDirectory(prefix="ictcf-import-", dir=workdir) as temp,
+    ):
         root = Path(path)
         files = _collect(root, Path(temp), archive_limits)
         report.n_files = len(files)
         hashes = _file_hashes(files)
+        names.add_files(files, hashes)
         groups: dict[str | None, dict[SliceLabel, list[Path]]] = {}
         for file in files:
             placement = _label_placement(_relative_to_input(file, root, Path(temp)))
@@ -1272,7 +1297,9 @@ def import_labelled_slices(
                 key: str | int | None = patient if folder_key is None else folder_key
                 if key is None:  # unreachable: loose files without ``patient`` raised above
                     continue
-                patient_row = resolve_patient(session, key, create=create_patients)
+                patient_row = resolve_patient(
+                    session, key, create=create_patients, create_option="--create-patients"
+                )
                 patient_ids.add(patient_row.id)
                 entries: list[tuple[Path, SliceLabel | None]] = []
                 for label in SliceLabel:
@@ -1306,6 +1333,7 @@ def import_labelled_slices(
                 )
                 report.series.append(_write_series(session, draft, recorder))
             report.elapsed_s = time.perf_counter() - started
+            report.reader_warnings = names.warning_counts()
             _finish(session, report, recorder, patient_ids)
     return report
 

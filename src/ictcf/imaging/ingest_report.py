@@ -109,6 +109,9 @@ class CTImportReport:
         The slice store folder.
     elapsed_s : float
         Wall time of the whole import, seconds.
+    reader_warnings : dict of str to int
+        Warnings the file readers (pydicom, nibabel, Pillow) raised, with file names
+        replaced by upload references, and how often each was raised.
     """
 
     kind: str
@@ -120,6 +123,7 @@ class CTImportReport:
     lung_extraction: bool = True
     store_root: str = ""
     elapsed_s: float = 0.0
+    reader_warnings: dict[str, int] = field(default_factory=dict)
 
     @property
     def n_series_imported(self) -> int:
@@ -187,4 +191,6 @@ class CTImportReport:
                 counts[excluded.reason] = counts.get(excluded.reason, 0) + 1
             reasons = "; ".join(f"{reason}: {count}" for reason, count in sorted(counts.items()))
             lines.append(f"{len(self.excluded_files)} files excluded ({reasons})")
+        for message, count in self.reader_warnings.items():
+            lines.append(f"reader warning (raised {count} times): {message}")
         return lines

@@ -88,7 +88,13 @@ def find_patient(session: Session, key: str | int) -> Patient | None:
     return session.scalar(select(Patient).where(Patient.source_id == value))
 
 
-def resolve_patient(session: Session, key: str | int, *, create: bool = False) -> Patient:
+def resolve_patient(
+    session: Session,
+    key: str | int,
+    *,
+    create: bool = False,
+    create_option: str = "--create-patient",
+) -> Patient:
     """Return the patient named by ``key``, creating an image-only patient if allowed.
 
     Parameters
@@ -100,6 +106,8 @@ def resolve_patient(session: Session, key: str | int, *, create: bool = False) -
     create : bool, default False
         Create a patient with ``source_id = key`` and unknown clinical fields when no patient
         matches. Numeric keys are reserved for iCTCF export numbers and never created.
+    create_option : str, default "--create-patient"
+        The command-line option that sets ``create``, named in the error when it is false.
 
     Raises
     ------
@@ -118,13 +126,14 @@ def resolve_patient(session: Session, key: str | int, *, create: bool = False) -
         )
     if kind == "internal":
         raise DataNotFoundError(
-            f"No patient with internal key id:{value} is in the database. List the patients "
-            "to find the key, or link by iCTCF number (17 or 'Patient 17')."
+            f"No patient with internal key id:{value} is in the database. The internal keys "
+            "are the patient_id column of 'ictcf export cfs --layout wide -o patients.csv'; "
+            "or link by iCTCF number (17 or 'Patient 17')."
         )
     if not create:
         raise DataNotFoundError(
             f"No patient with key {value!r} is in the database. Link to an existing patient "
-            "(iCTCF number such as 17, or id:5), or pass --create-patient to create an "
+            f"(iCTCF number such as 17, or id:5), or pass {create_option} to create an "
             "image-only patient with this key."
         )
     return create_image_only_patient(session, str(value))

@@ -208,9 +208,9 @@ def check_hu_like(values: ArrayLike, *, input_name: str = "slice") -> None:
     if low > HU_LIKE_MAX_MINIMUM:
         raise InputError(
             f"the {input_name} does not look like Hounsfield units (values {low:g} to {high:g}, "
-            f"but CT in HU has air or fat below {HU_LIKE_MAX_MINIMUM:g} HU): pass 0-1 or "
-            "8-bit images to extract_lung_uint8_slice as uint8, or apply the rescale slope "
-            "and intercept"
+            f"but CT in HU has air or fat below {HU_LIKE_MAX_MINIMUM:g} HU). Convert the "
+            "image to HU (apply the rescale slope and intercept), or import 8-bit renderings "
+            "as a JPEG or PNG series, which uses the 8-bit lung extraction"
         )
 
 
@@ -222,8 +222,9 @@ def _check_numeric(values: ArrayLike, *, input_name: str) -> NDArray[np.generic]
         or not np.issubdtype(array.dtype, np.number)
     ):
         raise InputError(
-            f"the {input_name} has dtype {array.dtype}, not Hounsfield units: pass 8-bit grey "
-            "slices to extract_lung_uint8_slice, or convert to HU first"
+            f"the {input_name} has dtype {array.dtype}, not Hounsfield units: convert it to "
+            "HU, or import 8-bit images as a JPEG or PNG series, which uses the 8-bit lung "
+            "extraction"
         )
     if array.size == 0:
         raise InputError(f"the {input_name} is empty (shape {array.shape})")

@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from ictcf.errors import InputError
 from ictcf.imaging.geometry import SeriesGeometry, geometry_from_affine_lps, is_orthogonal
+from ictcf.imaging.lung import HU_LIKE_MAX_MINIMUM
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +105,9 @@ def read_nifti_volume(path: Path, *, require_hu: bool = True) -> NiftiVolume:
     ------
     InputError
         If the file cannot be read, is not 3-D (a 4-D file with one volume is accepted), has a
-        degenerate affine, or (with ``require_hu``) contains values that are not HU.
+        degenerate affine, or (with ``require_hu``) contains values that are not HU. Values
+        are not HU when scaled to 0-1 or 0-255, constant, or without any voxel below
+        ``HU_LIKE_MAX_MINIMUM`` HU.
     """
     try:
         image = nib.load(path)
@@ -149,8 +152,20 @@ def read_nifti_volume(path: Path, *, require_hu: bool = True) -> NiftiVolume:
         )
         if require_hu:
             raise InputError(
-                message + ": give the CT in HU, or read 8-bit renderings with the JPEG/PNG "
-                "path (load_grey_slice)",
+                message + ": give the CT in HU, or import 8-bit renderings as a JPEG or PNG series",
+                path=path,
+            )
+        warnings.append(message)
+    elif float(canonical.min()) > HU_LIKE_MAX_MINIMUM:
+        # Lung extraction rejects such a volume too; masks resampled from 0/255 look like this.
+        message = (
+            f"not a CT in Hounsfield units: no voxel is below {HU_LIKE_MAX_MINIMUM:g} HU (air "
+            f"or fat), values range from {float(canonical.min()):.4g} to "
+            f"{float(canonical.max()):.4g}"
+        )
+        if require_hu:
+            raise InputError(
+                message + ". It may be a mask or a label map: import only the CT volumes",
                 path=path,
             )
         warnings.append(message)

@@ -9,7 +9,9 @@ Rule (until a slice classifier scores the slices):
 2. The pool is narrowed to the half with the largest lung area (at least five slices), which
    is the mid-thorax plateau where both lungs are large.
 3. Five slices are taken evenly spread along the series order of that set, and ranked 1 to 5
-   by lung area (1 = largest).
+   by lung area (1 = largest). The choice does not depend on which way the slice index runs
+   (feet to head for DICOM and NIfTI, file-name order for JPEG series), except where lung
+   areas are exactly equal.
 
 Once the slice classifier exists, its top-scoring pCT slices replace this rule (HUST-19 shows
 the slices its classifier scores most likely to be pCT); :func:`choose_representative_slices`
@@ -66,12 +68,34 @@ class SliceCandidate:
 
 
 def _spread(pool: list[SliceCandidate], n: int) -> list[SliceCandidate]:
+    """Take ``n`` slices evenly spread along the series order of ``pool``.
+
+    The choice is the same whichever way the series runs. DICOM and NIfTI index 0 is the most
+    inferior slice, and JPEG series follow their file names, often head first. So a position
+    halfway between two slices goes to the slice nearer the middle, and a middle position
+    halfway between two slices goes to the one with the larger lung area.
+    """
     ordered = sorted(pool, key=lambda item: (item.series_id, item.index))
     if len(ordered) <= n:
         return ordered
-    positions = np.linspace(0, len(ordered) - 1, n)
-    chosen_indices = sorted({round(position) for position in positions})
+    last = len(ordered) - 1
+    chosen_indices = sorted(
+        {_nearest_towards_middle(ordered, position, last) for position in np.linspace(0, last, n)}
+    )
     return [ordered[i] for i in chosen_indices]
+
+
+def _nearest_towards_middle(ordered: list[SliceCandidate], position: float, last: int) -> int:
+    lower = math.floor(position)
+    if position - lower != 0.5:
+        return round(position)
+    upper = lower + 1
+    middle = last / 2
+    if abs(lower - middle) != abs(upper - middle):
+        return lower if abs(lower - middle) < abs(upper - middle) else upper
+    # NOTE: equal lung areas here fall back to the lower index, the only direction-dependent
+    # case left.
+    return upper if (ordered[upper].lung_area or 0.0) > (ordered[lower].lung_area or 0.0) else lower
 
 
 def choose_representative_slices(
