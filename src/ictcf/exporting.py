@@ -13,6 +13,12 @@ Two layouts:
   the catalogue. Empty cells are missing values.
 
 In CSV files list fields (underlying diseases) are joined with ``"; "``.
+
+The format comes from ``file_format`` or, when it is not given, from the suffix of the output
+file (``.csv`` or ``.parquet``). A format that contradicts a ``.csv`` or ``.parquet`` suffix is
+an error; other suffixes are accepted with an explicit format. An existing output file is
+replaced. Written files get the permissions of a file created by ``open()``: 0666 minus the
+umask.
 """
 
 from __future__ import annotations
@@ -24,20 +30,27 @@ from enum import StrEnum
 from pathlib import Path
 
 import pandas as pd
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from ictcf.db.models import Patient
 from ictcf.db.queries import load_cf_catalogue, load_measurements, load_patients
 from ictcf.errors import DataNotFoundError, InputError
+from ictcf.ingest.files import apply_default_mode
 
 logger = logging.getLogger(__name__)
 
 
 class ExportFormat(StrEnum):
+    """File format of a CF export."""
+
     CSV = "csv"
     PARQUET = "parquet"
 
 
 class ExportLayout(StrEnum):
+    """Table layout of a CF export (see the module documentation)."""
+
     LONG = "long"
     WIDE = "wide"
 
@@ -146,6 +159,45 @@ def cf_table(
     return pd.concat([wide, cf_frame], axis=1).reset_index()
 
 
+def _suffix_format(output: Path) -> ExportFormat | None:
+    suffix = output.suffix.lower().lstrip(".")
+    return ExportFormat(suffix) if suffix in {member.value for member in ExportFormat} else None
+
+
+def _check_format(
+    output: Path, file_format: ExportFormat | str | None, layout: ExportLayout | str
+) -> tuple[ExportFormat, ExportLayout]:
+    """Resolve the format from the argument or the suffix; reject a contradicting pair."""
+    from_suffix = _suffix_format(output)
+    if file_format is None:
+        if from_suffix is None:
+            raise InputError(
+                f"cannot tell the format from the suffix {output.suffix!r}; use .csv or "
+                ".parquet, or give --format csv|parquet.",
+                path=output,
+            )
+        file_format = from_suffix
+    try:
+        resolved_format = ExportFormat(file_format)
+        resolved_layout = ExportLayout(layout)
+    except ValueError as err:
+        raise InputError(
+            f"{err}. Use format csv or parquet and layout long or wide.", path=output
+        ) from err
+    if from_suffix is not None and from_suffix is not resolved_format:
+        raise InputError(
+            f"the format {resolved_format.value} contradicts the suffix {output.suffix!r} "
+            f"(a {from_suffix.value} file). Name the file .{resolved_format.value}, or leave "
+            "--format out to take the format from the suffix.",
+            path=output,
+        )
+    return resolved_format, resolved_layout
+
+
+def _stored_cohorts(session: Session) -> list[str]:
+    return sorted(session.scalars(select(Patient.cohort).distinct()))
+
+
 def export_cfs(
     factory: sessionmaker[Session],
     output: Path | str,
@@ -161,10 +213,12 @@ def export_cfs(
     factory : sessionmaker
         Session factory of an open database.
     output : Path or str
-        File to write; its folder is created. The file is written to a temporary name first
-        and renamed, so an error never leaves a partial file.
+        File to write; its folder is created and an existing file is replaced. The file is
+        written to a temporary name first and renamed, so an error never leaves a partial
+        file. Its mode is 0666 minus the umask, as for ``open()``.
     file_format : {"csv", "parquet"}, optional
-        Default: from the suffix of ``output`` (``.csv`` or ``.parquet``).
+        Default: from the suffix of ``output`` (``.csv`` or ``.parquet``). Must agree with a
+        ``.csv`` or ``.parquet`` suffix; any other suffix is accepted.
     layout : {"long", "wide"}, default "long"
         See :func:`cf_table`.
     cohort : str, optional
@@ -178,33 +232,27 @@ def export_cfs(
     Raises
     ------
     InputError
-        If the format cannot be inferred from the suffix, or is unknown.
+        If the format cannot be inferred from the suffix, is unknown, or contradicts the
+        suffix.
     DataNotFoundError
-        If the database contains no measurements (for the cohort).
+        If the cohort does not exist (the message lists the stored cohorts), or the database
+        contains no measurements.
     """
     output = Path(output)
-    if file_format is None:
-        suffix = output.suffix.lower().lstrip(".")
-        if suffix not in {member.value for member in ExportFormat}:
-            raise InputError(
-                f"cannot tell the format from the suffix {output.suffix!r}; use .csv or "
-                ".parquet, or give --format csv|parquet.",
-                path=output,
-            )
-        file_format = suffix
-    try:
-        file_format = ExportFormat(file_format)
-        layout = ExportLayout(layout)
-    except ValueError as err:
-        raise InputError(
-            f"{err}. Use format csv or parquet and layout long or wide.", path=output
-        ) from err
+    file_format, layout = _check_format(output, file_format, layout)
     with factory() as session:
         table = cf_table(session, layout=layout, cohort=cohort)
+        cohorts = [] if not table.empty else _stored_cohorts(session)
     if table.empty:
+        if cohort is not None and cohort not in cohorts:
+            stored = ", ".join(cohorts) if cohorts else "none; the database has no patients"
+            raise DataNotFoundError(
+                f"cohort {cohort!r} does not exist. Stored cohorts: {stored}. Give one of "
+                "them with --cohort, or leave --cohort out to export every cohort."
+            )
         where = f" in cohort {cohort!r}" if cohort else ""
         raise DataNotFoundError(
-            f"No clinical features to export{where}. Import the iCTCF export first with "
+            f"no clinical features to export{where}. Import the iCTCF export first with "
             "`ictcf import ictcf-export FILE`."
         )
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -223,6 +271,7 @@ def export_cfs(
             written.to_csv(temporary, index=False)
         else:
             table.to_parquet(temporary, index=False)
+        apply_default_mode(temporary)
         temporary.replace(output)
     finally:
         temporary.unlink(missing_ok=True)

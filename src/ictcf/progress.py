@@ -1,4 +1,9 @@
-"""Progress bars for long steps; the CLI turns them off with ``--no-progress``."""
+"""Progress bars for long steps; the CLI turns them off with ``--no-progress``.
+
+A bar is drawn only where someone can watch it: on a terminal, or in a Jupyter notebook
+(where ``tqdm.auto`` draws a widget). When stderr is redirected to a file or a pipe, bars are
+left out, so logs do not fill with redrawn bar frames.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,22 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
+from tqdm import tqdm as text_tqdm
 from tqdm.auto import tqdm
+from tqdm.autonotebook import tqdm as chosen_tqdm
 
 T = TypeVar("T")
+
+
+def stderr_is_interactive() -> bool:
+    """Return whether a progress bar on stderr would be seen: a terminal or a notebook."""
+    if chosen_tqdm is not text_tqdm:
+        return True
+    isatty = getattr(sys.stderr, "isatty", None)
+    try:
+        return bool(isatty is not None and isatty())
+    except (OSError, ValueError):
+        return False
 
 
 def progress_bar(
@@ -19,8 +37,27 @@ def progress_bar(
     total: int | None = None,
     unit: str = "it",
 ) -> Iterator[T]:
-    """Wrap ``iterable`` in a tqdm bar on stderr when ``enabled``; otherwise yield it unchanged."""
-    if not enabled:
+    """Wrap ``iterable`` in a tqdm bar on stderr when wanted and visible.
+
+    Parameters
+    ----------
+    iterable : Iterable
+        The items to yield, unchanged.
+    enabled : bool
+        False turns the bar off (``--no-progress``).
+    description : str
+        Label written before the bar.
+    total : int, optional
+        Number of items, when ``iterable`` has no length.
+    unit : str, default "it"
+        Name of one item.
+
+    Yields
+    ------
+    The items of ``iterable``. A bar is drawn only when ``enabled`` and stderr is a terminal
+    or a notebook (see :func:`stderr_is_interactive`).
+    """
+    if not enabled or not stderr_is_interactive():
         yield from iterable
         return
     yield from tqdm(

@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 
 from ictcf.cli.main import cli
-from ictcf.errors import ConflictError, DataNotFoundError
+from ictcf.errors import ConflictError, DataNotFoundError, IctcfError, InputError
 from tests.ingest.conftest import make_line, write_export
 
 
@@ -44,7 +45,7 @@ def test_import_skip_invalid(sqlite_url: str, export_dir: Path) -> None:
     assert "line 2: patient blob is malformed" in str(failed.exception)
     result = runner.invoke(cli, [*arguments, "--skip-invalid", "--cohort", "pilot"])
     assert result.exit_code == 0, result.output
-    assert "1 patients added, 0 unchanged, 1 lines skipped" in result.output
+    assert "1 patient added, 0 unchanged, 1 line skipped" in result.output
 
 
 def test_import_conflict_exit_code(sqlite_url: str, export_dir: Path) -> None:
@@ -108,3 +109,35 @@ def test_import_all_lines_invalid(sqlite_url: str, export_dir: Path) -> None:
     assert (
         "Nothing imported: export.txt has no valid patient line (2 lines skipped" in result.output
     )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "the file is empty"),
+        ("Patient 1\tx\r\n".encode("utf-16"), "the file is UTF-16 or UTF-32 text"),
+        ("Patient 1\tHypertensión\r\n".encode("latin-1"), "invalid UTF-8 byte 0xf3"),
+    ],
+    ids=["empty", "utf-16", "latin-1"],
+)
+def test_data_fetch_rejects_non_export(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "given.txt"
+    path.write_bytes(content)
+    result = CliRunner().invoke(cli, ["data", "fetch", "--from", str(path)])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, InputError)
+    assert f"given.txt: {message}" in str(result.exception)
+    assert "Path:" not in result.output
+
+
+def test_unwritable_report_path(sqlite_url: str, export_dir: Path, tmp_path: Path) -> None:
+    path = write_export(export_dir, [make_line(1)])
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+    arguments = ["import", "ictcf-export", str(path), "--database-url", sqlite_url]
+    result = CliRunner().invoke(cli, [*arguments, "--report", str(blocker / "report.json")])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, IctcfError)
+    assert "could not write the import report" in str(
+        result.exception
+    ) and "the import is stored (import run 1" in str(result.exception)

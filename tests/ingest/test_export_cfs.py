@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pandas as pd
@@ -71,11 +73,73 @@ def test_wide_csv_joins_lists(factory: sessionmaker[Session], tmp_path: Path) ->
 
 
 def test_cohort_filter(factory: sessionmaker[Session], tmp_path: Path) -> None:
+    table = export_cfs(factory, tmp_path / "x.csv", cohort="cohort1")
+    assert set(table["cohort"]) == {"cohort1"}
     with pytest.raises(
-        DataNotFoundError, match=r"No clinical features to export in cohort 'cohort2'"
+        DataNotFoundError,
+        match=r"cohort 'cohort2' does not exist\. Stored cohorts: cohort1\. Give one of them",
     ):
-        export_cfs(factory, tmp_path / "x.csv", cohort="cohort2")
-    assert not (tmp_path / "x.csv").exists()
+        export_cfs(factory, tmp_path / "y.csv", cohort="cohort2")
+    assert not (tmp_path / "y.csv").exists()
+
+
+def test_cohort_without_values(
+    factory: sessionmaker[Session], export_dir: Path, tmp_path: Path
+) -> None:
+    import_ictcf_export(
+        factory, write_export(export_dir, [make_line(7, cf="")], "empty.txt"), cohort="pilot"
+    )
+    with pytest.raises(
+        DataNotFoundError, match=r"no clinical features to export in cohort 'pilot'"
+    ):
+        export_cfs(factory, tmp_path / "x.csv", cohort="pilot")
+
+
+def test_unknown_cohort_in_empty_database(sqlite_url: str, tmp_path: Path) -> None:
+    with pytest.raises(
+        DataNotFoundError, match=r"Stored cohorts: none; the database has no patients"
+    ):
+        export_cfs(open_database(sqlite_url), tmp_path / "x.csv", cohort="cohort1")
+
+
+@pytest.mark.parametrize(
+    ("name", "file_format"), [("cfs.csv", "parquet"), ("cfs.parquet", "csv"), ("a.CSV", "parquet")]
+)
+def test_format_contradicting_suffix(
+    factory: sessionmaker[Session], tmp_path: Path, name: str, file_format: str
+) -> None:
+    with pytest.raises(
+        InputError, match=rf"the format {file_format} contradicts the suffix '\.\w+' \(a \w+ file\)"
+    ):
+        export_cfs(factory, tmp_path / name, file_format=file_format)
+    assert not (tmp_path / name).exists()
+
+
+def test_explicit_format_with_other_suffix(factory: sessionmaker[Session], tmp_path: Path) -> None:
+    path = tmp_path / "cfs.txt"
+    export_cfs(factory, path, file_format="csv")
+    assert len(pd.read_csv(path)) == 7
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+@pytest.mark.parametrize("name", ["cfs.csv", "cfs.parquet"])
+def test_written_file_honours_umask(
+    factory: sessionmaker[Session], tmp_path: Path, umask: int, mode: int, name: str
+) -> None:
+    previous = os.umask(umask)
+    try:
+        export_cfs(factory, tmp_path / name)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode
+
+
+def test_existing_file_is_replaced(factory: sessionmaker[Session], tmp_path: Path) -> None:
+    path = tmp_path / "cfs.csv"
+    path.write_text("old content\n", encoding="utf-8")
+    export_cfs(factory, path)
+    assert len(pd.read_csv(path)) == 7
+    assert not list(tmp_path.glob(".cfs.csv.*"))
 
 
 def test_unknown_suffix(factory: sessionmaker[Session], tmp_path: Path) -> None:

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import os
 import socket
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
-from ictcf.errors import DataNotFoundError, IctcfError
+from ictcf.errors import DataNotFoundError, IctcfError, InputError
 from ictcf.ingest import fetch
 from ictcf.ingest.fetch import cache_local_export, cached_export_path, locate_export
 from ictcf.settings import Settings
-from tests.ingest.conftest import make_line
+from tests.ingest.conftest import cf_block, make_line
 
 GOOD_CONTENT = ("\r\n".join(make_line(n) for n in (1, 2, 3)) + "\r\n").encode("utf-8")
 WRONG_CONTENT = GOOD_CONTENT.replace(b"Patient 3", b"Patient 9")
@@ -171,3 +173,71 @@ def test_real_cohort_file_is_not_published(cohort1_export: Path) -> None:
     export = locate_export(Settings(), from_path=cohort1_export, download=False)
     assert not export.published
     assert export.sha256 == "f0ac84e36180780ea865899122a0a1ed34e8906b682ec7414ddf02e8a80046c5"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", r"the file is empty\. Give the iCTCF patient export"),
+        (b"\r\n\r\n", r"the file is empty"),
+        (GOOD_CONTENT.decode("utf-8").encode("utf-16"), r"the file is UTF-16 or UTF-32 text"),
+        (
+            make_line(1, cf=cf_block([])).replace("Hypertension", "Hypertensión").encode("latin-1"),
+            r"invalid UTF-8 byte 0xf3 at byte offset \d+ \(encoding is perhaps Latin-1",
+        ),
+        (b"Patient 1\x00\tx", r"the file contains NUL bytes"),
+        (b"name,age\r\nPatient 1,55\r\n", r"the first line starts with 'name,age', but every line"),
+        (b"Patient one\tx\n", r"the first line starts with 'Patient one\\tx'"),
+        (GOOD_CONTENT[:-3] + "é".encode()[:1], r"the file ends in the middle of a UTF-8 character"),
+    ],
+    ids=["empty", "blank", "utf-16", "latin-1", "nul", "csv", "no-number", "truncated"],
+)
+def test_local_file_must_look_like_an_export(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "given.txt"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=rf"given.txt: {message}"):
+        locate_export(Settings(), from_path=path, download=False)
+    assert not cached_export_path(Settings()).exists()
+
+
+def test_local_file_with_bom_and_leading_blank_line(tmp_path: Path) -> None:
+    path = tmp_path / "bom.txt"
+    path.write_bytes(b"\xef\xbb\xbf\r\n" + GOOD_CONTENT)
+    assert not locate_export(Settings(), from_path=path, download=False).published
+
+
+def test_unreadable_local_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "locked.txt"
+    path.write_bytes(GOOD_CONTENT)
+    real_open = Path.open
+
+    def open_(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self == path:
+            raise PermissionError(13, "Permission denied")
+        return real_open(self, *args, **kwargs)
+
+    # The tests run as root, which chmod 000 does not stop, so the error is injected.
+    monkeypatch.setattr(Path, "open", open_)
+    with pytest.raises(InputError, match=r"locked.txt: cannot read the file: Permission denied"):
+        locate_export(Settings(), from_path=path, download=False)
+    with pytest.raises(InputError, match=r"locked.txt: cannot read the file"):
+        fetch.sha256_of_file(path)
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600)])
+def test_cached_files_honour_umask(
+    tmp_path: Path, server: str, published_is_good: None, umask: int, mode: int
+) -> None:
+    settings = Settings()
+    previous = os.umask(umask)
+    try:
+        downloaded = locate_export(settings, url=f"{server}/good.txt")
+        assert stat.S_IMODE(downloaded.path.stat().st_mode) == mode
+        downloaded.path.unlink()
+        path = tmp_path / "patient.txt"
+        path.write_bytes(GOOD_CONTENT)
+        copied = cache_local_export(settings, locate_export(settings, from_path=path))
+    finally:
+        os.umask(previous)
+    assert copied.path == cached_export_path(settings)
+    assert stat.S_IMODE(copied.path.stat().st_mode) == mode

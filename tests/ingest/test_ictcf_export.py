@@ -363,7 +363,7 @@ def test_decimal_comma_value_is_rejected() -> None:
 
 def test_entry_with_wrong_part_count() -> None:
     cf = cf_block([("Inflammation", ["C-reactive protein@CRP@5.0"])])
-    with pytest.raises(InputError, match=r"has 3 '@'-separated parts, expected 4"):
+    with pytest.raises(InputError, match=r"expected 4 '@'-separated parts .*, found 3"):
         parse(make_line(cf=cf))
 
 

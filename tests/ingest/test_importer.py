@@ -201,7 +201,11 @@ def test_conflicting_second_file(database_url: str, export_dir: Path) -> None:
         path = write_export(export_dir, [make_line(3), changed], "b.txt")
         with pytest.raises(
             ConflictError,
-            match=r"b.txt, line 2: Patient 2 is already stored with different content",
+            match=(
+                r"b.txt, line 2: Patient 2 is already stored with different content\. Nothing "
+                r"was imported\. If this file is the corrected export, import it into a new "
+                r"database \(--database-url"
+            ),
         ):
             import_ictcf_export(factory, path)
         assert table_counts(factory) == before
@@ -257,7 +261,7 @@ def test_duplicate_patient_in_file(database_url: str, export_dir: Path) -> None:
             make_line(
                 2, cf=cf_block([("Routine Blood Test", ["Lymphocyte count@LY@1.0@1.1-3.2 %"])])
             ),
-            r"line 2: CF 'LY' is in unit '%', which cannot be converted to its catalogue unit 'G/L'",
+            r"line 2: CF 'LY' is in unit '%', but its catalogue unit is 'G/L', and the value cannot be converted. Units accepted for this CF: /L, /µL, G/L, T/L",
         ),
     ],
     ids=[
@@ -321,6 +325,36 @@ def test_missing_file(sqlite_url: str, tmp_path: Path) -> None:
         import_ictcf_export(factory, tmp_path / "nothere.txt")
 
 
+@pytest.mark.parametrize(
+    ("error", "text"),
+    [
+        (PermissionError(13, "Permission denied"), "Permission denied"),
+        (OSError(5, "Input/output error"), "Input/output error"),
+    ],
+)
+def test_unreadable_file(
+    sqlite_url: str,
+    export_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    error: OSError,
+    text: str,
+) -> None:
+    factory = open_database(sqlite_url)
+    path = write_export(export_dir, [make_line(1)])
+    real_read_bytes = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        if self == path:
+            raise error
+        return real_read_bytes(self)
+
+    # The tests run as root, which chmod 000 does not stop, so the error is injected.
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    with pytest.raises(InputError, match=rf"export.txt: cannot read the file: {text}\. Check"):
+        import_ictcf_export(factory, path)
+    assert sum(table_counts(factory).values()) == 0
+
+
 def test_patient_outside_default_cohorts(sqlite_url: str, export_dir: Path) -> None:
     factory = open_database(sqlite_url)
     path = write_export(export_dir, [make_line(1600)])
@@ -361,7 +395,8 @@ def test_values_censoring_and_flags(database_url: str, export_dir: Path) -> None
     assert rows["LY"].flag_computed == Flag.LOW.value
     assert rows["PCT"].value == 0.13
     assert rows["PCT"].censoring == Censoring.BELOW.value
-    assert rows["PCT"].flag_computed is None
+    # <0.13 against the range <0.5 is certainly normal.
+    assert rows["PCT"].flag_computed == Flag.NORMAL.value
     assert rows["WBC"].flag_given is None
     assert rows["WBC"].flag_computed == Flag.NORMAL.value
     assert rows["CREA"].unit == "µmol/L"
@@ -433,6 +468,46 @@ def test_unknown_cf_units_harmonised(sqlite_url: str, export_dir: Path) -> None:
     assert rows["range_text"].tolist() == ["30-400", "30-400", "30-400"]
 
 
+def test_entry_without_unit_is_rejected(sqlite_url: str, export_dir: Path) -> None:
+    factory = open_database(sqlite_url)
+    without_unit = cf_block([("Biochemical Test", ["Albumin@ALB@40@35-55"])])
+    lines = [make_line(1), make_line(2, cf=without_unit)]
+    path = write_export(export_dir, lines)
+    with pytest.raises(
+        InputError,
+        match=(
+            r"export.txt, line 2: CF 'ALB' has no unit after its normal range, but its "
+            r"catalogue unit is 'g/L', and the value cannot be converted\. Units accepted for "
+            r"this CF: .*g/L.*mg/L.*--skip-invalid"
+        ),
+    ):
+        import_ictcf_export(factory, path)
+    assert sum(table_counts(factory).values()) == 0
+    report = import_ictcf_export(factory, path, skip_invalid=True)
+    assert report.patients_added == 1
+    assert [skipped.line for skipped in report.skipped] == [2]
+
+
+def test_entry_without_unit_for_dimensionless_cf(sqlite_url: str, export_dir: Path) -> None:
+    factory = open_database(sqlite_url)
+    ratio = cf_block([("Immune", ["CD4/CD8 ratio@CD4/CD8@1.2@0.71-2.78"])])
+    report = import_ictcf_export(factory, write_export(export_dir, [make_line(1, cf=ratio)]))
+    assert report.measurements_added == 1
+    with factory() as session:
+        assert load_measurements(session)["unit"].tolist() == [None]
+
+
+def test_unit_message_names_accepted_units(sqlite_url: str, export_dir: Path) -> None:
+    factory = open_database(sqlite_url)
+    wrong = cf_block([("Biochemical Test", ["Albumin@ALB@40@35-55 mmol/L"])])
+    with pytest.raises(
+        InputError,
+        match=r"CF 'ALB' is in unit 'mmol/L', but its catalogue unit is 'g/L'.*please report",
+    ) as caught:
+        import_ictcf_export(factory, write_export(export_dir, [make_line(1, cf=wrong)]))
+    assert "ictcf.ingest" not in str(caught.value)
+
+
 def test_catalogue_not_changed_by_later_import(sqlite_url: str, export_dir: Path) -> None:
     factory = open_database(sqlite_url)
     first = make_line(1, cf=cf_block([("Biochemical Test", ["Albumin@ALB@40@35-55 g/L"])]))
@@ -464,11 +539,22 @@ def test_cohort_override_and_default() -> None:
         (3.3, None, 1.1, 3.2, Flag.HIGH),
         (0.5, None, None, 0.5, Flag.NORMAL),
         (0.6, None, None, 0.5, Flag.HIGH),
-        (0.13, Censoring.BELOW, None, 0.5, None),
+        # <L: the interval below L, with no lower bound.
+        (0.13, Censoring.BELOW, None, 0.5, Flag.NORMAL),
+        (3.14, Censoring.BELOW, None, 8.0, Flag.NORMAL),
+        (0.5, Censoring.BELOW, None, 0.5, Flag.NORMAL),
+        (0.6, Censoring.BELOW, None, 0.5, None),
         (6.0, Censoring.BELOW, 5.0, 40.0, None),
         (5.0, Censoring.BELOW, 5.0, 40.0, Flag.LOW),
+        (4.0, Censoring.BELOW, 5.0, None, Flag.LOW),
+        (3.0, Censoring.BELOW, 0.0, 8.0, None),
+        # >L: the interval above L, with no upper bound.
         (8.0, Censoring.ABOVE, 0.0, 8.0, Flag.HIGH),
         (7.0, Censoring.ABOVE, 0.0, 8.0, None),
+        (60.0, Censoring.ABOVE, 60.0, None, Flag.NORMAL),
+        (90.0, Censoring.ABOVE, 60.0, None, Flag.NORMAL),
+        (50.0, Censoring.ABOVE, 60.0, None, None),
+        (0.13, Censoring.BELOW, None, None, None),
         (7.0, None, None, None, None),
     ],
 )

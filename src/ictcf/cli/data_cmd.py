@@ -22,8 +22,9 @@ def data() -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
     help=(
-        "Use this local copy instead of downloading (also $ICTCF_EXPORT). A copy identical "
-        "to the published export is stored in the cache; any other file is used in place."
+        "Use this local copy instead of downloading (also $ICTCF_EXPORT). It must be UTF-8 "
+        "text whose lines start with 'Patient N' and a tab. A copy identical to the "
+        "published export is stored in the cache; any other file is used in place."
     ),
 )
 @click.option(

@@ -17,7 +17,10 @@ from ictcf.exporting import ExportFormat, ExportLayout, export_cfs
     "file_format",
     type=click.Choice([member.value for member in ExportFormat]),
     default=None,
-    help="File format. Default: from the suffix of --output.",
+    help=(
+        "File format. Default: from the suffix of --output (.csv or .parquet); a format that "
+        "contradicts a .csv or .parquet suffix is an error."
+    ),
 )
 @click.option(
     "--layout",
@@ -31,7 +34,7 @@ from ictcf.exporting import ExportFormat, ExportLayout, export_cfs
     "-o",
     type=click.Path(path_type=Path, dir_okay=False),
     required=True,
-    help="File to write (.csv or .parquet).",
+    help="File to write (.csv or .parquet); an existing file is replaced.",
 )
 @click.option("--cohort", default=None, metavar="NAME", help="Export only this cohort.")
 @database_url_option
@@ -44,8 +47,11 @@ def export_cfs_command(
     cohort: str | None,
     database_url: str | None,
 ) -> None:
-    """Export the clinical features (CFs) of the database to CSV or Parquet."""
-    factory = open_database(resolve_database_url(context, database_url))
+    """Export the clinical features (CFs) of the database to CSV or Parquet.
+
+    The file is written completely or not at all, and replaces an existing file of that name.
+    """
+    factory = open_database(resolve_database_url(context, database_url), create=False)
     table = export_cfs(factory, output, file_format=file_format, layout=layout, cohort=cohort)
     click.echo(
         f"Wrote {len(table)} rows x {len(table.columns)} columns ({layout} layout) to {output}"

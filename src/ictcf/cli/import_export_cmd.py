@@ -10,7 +10,8 @@ import click
 
 from ictcf.cli.common import CLIContext, database_url_option, pass_cli_context, resolve_database_url
 from ictcf.db import open_database
-from ictcf.ingest.importer import ImportReport, import_ictcf_export
+from ictcf.errors import IctcfError
+from ictcf.ingest.importer import ImportReport, import_ictcf_export, plural
 
 #: Folder under the ictcf home where import reports go when --report is not given.
 REPORTS_FOLDER = "import-reports"
@@ -23,11 +24,28 @@ def default_report_path(context: CLIContext, report: ImportReport) -> Path:
 
 
 def write_report(report: ImportReport, path: Path) -> None:
-    """Write the import report as indented JSON."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    """Write the import report as indented JSON.
+
+    Raises
+    ------
+    IctcfError
+        If the file cannot be written. The message states whether the import itself is stored.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+    except OSError as err:
+        stored = (
+            f"the import is stored (import run {report.import_run_id}, report kept in the database)"
+            if report.changed
+            else "nothing was changed in the database"
+        )
+        raise IctcfError(
+            f"could not write the import report {path}: {err.strerror or err}; {stored}. "
+            "Give a writable path with --report."
+        ) from err
 
 
 @click.command("ictcf-export")
@@ -75,26 +93,31 @@ def import_ictcf_export_command(
     report_path = report_path or default_report_path(context, report)
     write_report(report, report_path)
 
+    skipped = plural(len(report.skipped), "line")
     if report.changed:
         click.echo(
-            f"Imported {file.name}: {report.patients_added} patients added, "
-            f"{report.patients_unchanged} unchanged, {len(report.skipped)} lines skipped; "
-            f"{report.measurements_added} CF values in {report.elapsed_s:.1f} s "
+            f"Imported {file.name}: {plural(report.patients_added, 'patient')} added, "
+            f"{report.patients_unchanged} unchanged, {skipped} skipped; "
+            f"{plural(report.measurements_added, 'CF value')} in {report.elapsed_s:.1f} s "
             f"(import run {report.import_run_id})."
+        )
+    elif report.patients_unchanged == 1:
+        click.echo(
+            f"Nothing changed: the one patient of {file.name} is already stored "
+            f"({skipped} skipped)."
         )
     elif report.patients_unchanged:
         click.echo(
             f"Nothing changed: all {report.patients_unchanged} patients of {file.name} are "
-            f"already stored ({len(report.skipped)} lines skipped)."
+            f"already stored ({skipped} skipped)."
         )
     else:
         click.echo(
             f"Nothing imported: {file.name} has no valid patient line "
-            f"({len(report.skipped)} lines skipped; see the report)."
+            f"({skipped} skipped; see the report)."
         )
     if report.warnings:
-        count = len(report.warnings)
-        click.echo(f"{count} warning{'' if count == 1 else 's'}; see the report.")
+        click.echo(f"{plural(len(report.warnings), 'warning')}; see the report.")
     click.echo(f"Report: {report_path}")
 
 

@@ -8,39 +8,32 @@ import sys
 import click
 
 from ictcf import __version__
-from ictcf.cli.common import CLIContext
+from ictcf.cli.common import (
+    NO_PROGRESS_HELP,
+    VERBOSE_HELP,
+    CLIContext,
+    add_global_options,
+    configure_logging,
+)
 from ictcf.errors import IctcfError
 
 logger = logging.getLogger("ictcf")
 
-
-def configure_logging(verbose: int) -> None:
-    """Send ictcf's log records to stderr: WARNING by default, INFO with -v, DEBUG with -vv."""
-    level = logging.WARNING
-    if verbose == 1:
-        level = logging.INFO
-    elif verbose >= 2:
-        level = logging.DEBUG
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    package_logger = logging.getLogger("ictcf")
-    package_logger.handlers[:] = [handler]
-    package_logger.setLevel(level)
-    package_logger.propagate = False
+__all__ = ["cli", "configure_logging", "main", "register_commands"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="ictcf")
-@click.option(
-    "-v", "--verbose", count=True, help="Log decisions (-v) or every step (-vv) to stderr."
-)
-@click.option("--no-progress", is_flag=True, help="Do not draw progress bars.")
+@click.option("-v", "--verbose", count=True, help=VERBOSE_HELP)
+@click.option("--no-progress", is_flag=True, help=NO_PROGRESS_HELP)
 @click.pass_context
 def cli(context: click.Context, verbose: int, no_progress: bool) -> None:
     """Chest CT and clinical-feature resource for pneumonia and COVID-19, with HUST-19 models.
 
     Start with `ictcf demo`: it fetches (or takes) the iCTCF patient export, imports it,
     cross-validates the clinical-feature models and writes a report.
+
+    -v/--verbose and --no-progress may also follow any command name.
     """
     configure_logging(verbose)
     context.obj = CLIContext(progress=not no_progress, verbose=verbose)
@@ -57,6 +50,8 @@ def register_commands() -> None:
         cli.add_command(command)
     cli.add_command(demo_cmd.demo)
     cli.add_command(stats_cmd.stats)
+    for command in cli.commands.values():
+        add_global_options(command)
 
 
 register_commands()

@@ -8,9 +8,11 @@ A download must match its published size and SHA-256 before it is moved into the
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import logging
 import os
+import re
 import shutil
 import tempfile
 import urllib.error
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ictcf.errors import DataNotFoundError, IctcfError, InputError
+from ictcf.ingest.files import apply_default_mode
 from ictcf.progress import progress_bar
 from ictcf.settings import ENV_EXPORT, Settings
 
@@ -49,6 +52,12 @@ CACHE_FILE_NAME = "ictcf-patient-export.txt"
 DOWNLOAD_TIMEOUT_S = 60.0
 #: Bytes read per block while downloading and hashing.
 CHUNK_SIZE = 1 << 16
+#: Start of every line of the export: the patient id, then a tab.
+EXPORT_LINE_START = re.compile(r"Patient \d+\t")
+#: Characters of a wrong first line quoted in the error message.
+QUOTED_LINE_CHARS = 40
+#: Byte order marks of UTF-16 and UTF-32 text, which the export never has.
+_WIDE_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
 @dataclass(frozen=True)
@@ -70,12 +79,102 @@ class ExportFile:
     published: bool
 
 
+def _read_error(path: Path, err: OSError) -> InputError:
+    return InputError(
+        f"cannot read the file: {err.strerror or err}. Check its permissions (`ls -l`) and "
+        "that the disk or network share is available.",
+        path=path,
+    )
+
+
 def sha256_of_file(path: Path) -> str:
-    """Return the SHA-256 hex digest of the file at ``path``."""
+    """Return the SHA-256 hex digest of the file at ``path``.
+
+    Raises
+    ------
+    InputError
+        If the file cannot be read (permissions, a folder, an I/O error).
+    """
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK_SIZE), b""):
-            digest.update(block)
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(CHUNK_SIZE), b""):
+                digest.update(block)
+    except OSError as err:
+        raise _read_error(path, err) from err
+    return digest.hexdigest()
+
+
+def check_export_file(path: Path) -> str:
+    """Check that ``path`` looks like an iCTCF export and return its SHA-256.
+
+    The file must be non-empty UTF-8 text (a UTF-8 byte order mark is allowed) whose first
+    non-blank line starts with ``Patient N`` and a tab, as every line of the export does. The
+    lines are checked fully when the file is imported.
+
+    Raises
+    ------
+    InputError
+        If the file cannot be read, is empty, is UTF-16 or another encoding than UTF-8, or its
+        first line is not an export line. The message names the file and what to do.
+    """
+    digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    head = ""
+    offset = 0
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(CHUNK_SIZE), b""):
+                if offset == 0 and block.startswith(_WIDE_BOMS):
+                    raise InputError(
+                        "the file is UTF-16 or UTF-32 text, but the iCTCF export is UTF-8. "
+                        "Save it as UTF-8 and try again.",
+                        path=path,
+                    )
+                digest.update(block)
+                try:
+                    text = decoder.decode(block)
+                except UnicodeDecodeError as err:
+                    position = offset + err.start
+                    raise InputError(
+                        f"invalid UTF-8 byte 0x{block[err.start]:02x} at byte offset "
+                        f"{position} (encoding is perhaps Latin-1 or GBK). The iCTCF export is "
+                        "UTF-8: re-download it or convert it to UTF-8.",
+                        path=path,
+                    ) from err
+                if not head.strip() or "\n" not in head.lstrip():
+                    head += text
+                offset += len(block)
+            try:
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError as err:
+                raise InputError(
+                    "the file ends in the middle of a UTF-8 character (is it truncated?). "
+                    "Re-download the export.",
+                    path=path,
+                ) from err
+    except OSError as err:
+        raise _read_error(path, err) from err
+    first_line = head.lstrip("\ufeff\r\n\t ").split("\n", 1)[0].rstrip("\r")
+    if not first_line:
+        raise InputError(
+            "the file is empty. Give the iCTCF patient export (one `Patient N` line per "
+            "patient), or run `ictcf data fetch` without --from to download it.",
+            path=path,
+        )
+    if "\x00" in first_line:
+        raise InputError(
+            "the file contains NUL bytes; it looks like UTF-16 or binary data, but the iCTCF "
+            "export is UTF-8 text. Check that the right file was given.",
+            path=path,
+        )
+    if not EXPORT_LINE_START.match(first_line):
+        raise InputError(
+            f"the first line starts with {first_line[:QUOTED_LINE_CHARS]!r}, but every line "
+            "of the iCTCF patient export starts with 'Patient N' and a tab. Check that the "
+            "right file was given.",
+            path=path,
+        )
     return digest.hexdigest()
 
 
@@ -95,7 +194,7 @@ def _local_export(path: Path) -> ExportFile:
             f"iCTCF export not found at {path}. Check the path given with --from or "
             f"${ENV_EXPORT}, or run `ictcf data fetch` without --from to download it."
         )
-    sha256 = sha256_of_file(path)
+    sha256 = check_export_file(path)
     published = sha256 == PUBLISHED_SHA256
     if not published:
         logger.warning(
@@ -188,6 +287,7 @@ def download_export(
                 f"{PUBLISHED_SHA256}). It was discarded. Check --url / ${ENV_EXPORT_URL}, or "
                 "give a local copy with --from PATH."
             )
+        apply_default_mode(temporary)
         temporary.replace(destination)
     finally:
         temporary.unlink(missing_ok=True)
@@ -230,6 +330,9 @@ def locate_export(
 
     Raises
     ------
+    InputError
+        If a given local file cannot be read, or is not UTF-8 text starting with an export
+        line (see :func:`check_export_file`).
     DataNotFoundError
         If a given local file does not exist, or no copy is available and the download is not
         allowed or fails. The message names both ways to provide the file.
@@ -278,11 +381,19 @@ def cache_local_export(settings: Settings, export: ExportFile) -> ExportFile:
     os.close(handle)
     temporary = Path(temporary_name)
     try:
-        shutil.copyfile(export.path, temporary)
+        try:
+            shutil.copyfile(export.path, temporary)
+        except OSError as err:
+            raise IctcfError(
+                f"could not copy {export.path} into the cache folder {cached.parent}: "
+                f"{err.strerror or err}. Check the free space and permissions there, or set "
+                "$ICTCF_HOME to another folder."
+            ) from err
         if sha256_of_file(temporary) != export.sha256:
             raise InputError(
                 "changed while it was being copied into the cache; try again.", path=export.path
             )
+        apply_default_mode(temporary)
         temporary.replace(cached)
     finally:
         temporary.unlink(missing_ok=True)

@@ -390,9 +390,9 @@ def parse_cf_block(block: str) -> list[CFEntry]:
             parts = raw_entry.split("@")
             if len(parts) != CF_ENTRY_PART_COUNT:
                 raise ValueError(
-                    f"CF entry {raw_entry[:60]!r} in panel {panel!r} has {len(parts)} "
-                    f"'@'-separated parts, expected {CF_ENTRY_PART_COUNT} "
-                    "(full name@abbreviation@value@range unit)"
+                    f"CF entry {raw_entry[:60]!r} in panel {panel!r}: expected "
+                    f"{CF_ENTRY_PART_COUNT} '@'-separated parts (full name@abbreviation@value@"
+                    f"range unit), found {len(parts)}"
                 )
             full_name, abbreviation, raw_value, range_unit = parts
             abbreviation = abbreviation.strip()
@@ -527,8 +527,8 @@ def _parse_fields(text: str, line_number: int) -> ExportRecord:
     basic = blob_match.group("basic").split("$")
     if len(basic) != BASIC_INFO_FIELD_COUNT:
         raise ValueError(
-            f"basic_info block has {len(basic)} '$'-separated fields, expected "
-            f"{BASIC_INFO_FIELD_COUNT}"
+            f"basic_info block: expected {BASIC_INFO_FIELD_COUNT} '$'-separated fields, "
+            f"found {len(basic)}"
         )
     (
         hospital,

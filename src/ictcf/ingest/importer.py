@@ -49,7 +49,12 @@ from ictcf.db.session import session_scope
 from ictcf.errors import ConflictError, InputError
 from ictcf.ingest.catalogue import KNOWN_CF_UNITS
 from ictcf.ingest.ictcf_export import CFEntry, ExportRecord, decode_export, parse_export_line
-from ictcf.ingest.units import CF_UNIT_CORRECTIONS, SEPARATE_QUANTITY, conversion_factor
+from ictcf.ingest.units import (
+    CF_UNIT_CORRECTIONS,
+    SEPARATE_QUANTITY,
+    UNIT_SCALE,
+    conversion_factor,
+)
 from ictcf.progress import progress_bar
 
 logger = logging.getLogger(__name__)
@@ -160,6 +165,11 @@ def _table(model: type[Base]) -> Table:
     return Base.metadata.tables[model.__tablename__]
 
 
+def plural(count: int, noun: str, plural_form: str | None = None) -> str:
+    """Return ``"1 line"`` or ``"2 lines"``: the count with the noun in the right number."""
+    return f"{count} {noun if count == 1 else plural_form or noun + 's'}"
+
+
 def default_cohort(source_number: int) -> str | None:
     """Return the paper's cohort of patient number ``source_number``, or None outside it."""
     for first, last, name in DEFAULT_COHORTS:
@@ -176,16 +186,45 @@ def compute_flag(
 ) -> Flag | None:
     """Flag a value against its normal range; limits count as normal.
 
-    A censored value is flagged only where the flag is certain: ``<L`` is LOW when ``L`` is at
-    or below the lower limit, ``>L`` is HIGH when ``L`` is at or above the upper limit, and
-    None otherwise. None also when there is no range.
+    A censored value is an interval: ``<L`` for values below ``L``, ``>L`` for values
+    above it, with no other bound (values are not assumed to be positive). It is flagged
+    whenever every value of that interval gets the same flag, and None only when the flag is
+    uncertain:
+
+    * ``<L``: LOW when ``L`` is at or below the lower limit; NORMAL when the range has no
+      lower limit and ``L`` is at or below the upper limit (``<0.13`` against ``<0.5``);
+      None otherwise.
+    * ``>L``: HIGH when ``L`` is at or above the upper limit; NORMAL when the range has no
+      upper limit and ``L`` is at or above the lower limit; None otherwise.
+
+    Parameters
+    ----------
+    value : float
+        The value, or the limit of a censored value, in the unit of the range.
+    censoring : Censoring or None
+        BELOW for ``<``, ABOVE for ``>``, None for an exact value.
+    low, high : float or None
+        Limits of the normal range; None where the range has no such limit.
+
+    Returns
+    -------
+    Flag or None
+        None also when there is no range.
     """
     if low is None and high is None:
         return None
     if censoring is Censoring.BELOW:
-        return Flag.LOW if low is not None and value <= low else None
+        if low is not None and value <= low:
+            return Flag.LOW
+        if low is None and high is not None and value <= high:
+            return Flag.NORMAL
+        return None
     if censoring is Censoring.ABOVE:
-        return Flag.HIGH if high is not None and value >= high else None
+        if high is not None and value >= high:
+            return Flag.HIGH
+        if high is None and low is not None and value >= low:
+            return Flag.NORMAL
+        return None
     if low is not None and value < low:
         return Flag.LOW
     if high is not None and value > high:
@@ -250,11 +289,7 @@ class _Catalogue:
         target = self.units[abbreviation]
         factor = conversion_factor(unit, target)
         if factor is None:
-            raise ValueError(
-                f"CF {entry.abbreviation!r} is in unit {unit or '(none)'!r}, which cannot be "
-                f"converted to its catalogue unit {target or '(none)'!r}. Correct the unit, "
-                "or add the conversion to ictcf.ingest.units"
-            )
+            raise ValueError(_unit_message(entry.abbreviation, unit, target))
 
         value, low, high = entry.value, entry.range_low, entry.range_high
         if factor != 1.0:
@@ -273,6 +308,27 @@ class _Catalogue:
         )
 
 
+def _unit_message(abbreviation: str, unit: str | None, target: str | None) -> str:
+    """Build the error message for a value whose unit cannot be converted to the catalogue unit."""
+    given = "has no unit after its normal range" if unit is None else f"is in unit {unit!r}"
+    if target is None:
+        expected = "its values elsewhere in the data have no unit"
+        supported = "none (a dimensionless value)"
+    else:
+        expected = f"its catalogue unit is {target!r}"
+        dimension = UNIT_SCALE.get(target, (None, 0.0))[0]
+        units = sorted(
+            name for name, (other, _) in UNIT_SCALE.items() if dimension and other == dimension
+        )
+        supported = ", ".join(units) if units else repr(target)
+    return (
+        f"CF {abbreviation!r} {given}, but {expected}, and the value cannot be converted. "
+        f"Units accepted for this CF: {supported}. Correct the unit in the file, or import "
+        "with --skip-invalid to leave this line out; if the unit is right, please report it "
+        "to the ictcf developers"
+    )
+
+
 def _hash_file(path: Path) -> tuple[bytes, str]:
     try:
         data = path.read_bytes()
@@ -283,6 +339,12 @@ def _hash_file(path: Path) -> tuple[bytes, str]:
         ) from err
     except IsADirectoryError as err:
         raise InputError("is a folder, not an export file.", path=path) from err
+    except OSError as err:
+        raise InputError(
+            f"cannot read the file: {err.strerror or err}. Check its permissions "
+            "(`ls -l`) and that the disk or network share is available.",
+            path=path,
+        ) from err
     return data, hashlib.sha256(data).hexdigest()
 
 
@@ -343,7 +405,7 @@ def import_ictcf_export(
     report = ImportReport(file_name=path.name, sha256=sha256, cohort=cohort)
     lines = decode_export(data, path=path)
     report.lines_read = len(lines)
-    logger.info("importing %d lines, SHA-256 %s", len(lines), sha256)
+    logger.info("importing %s, SHA-256 %s", plural(len(lines), "line"), sha256)
 
     def reject(error: InputError) -> None:
         if not skip_invalid:
@@ -390,17 +452,17 @@ def import_ictcf_export(
     report.elapsed_s = round(time.perf_counter() - started, 3)
     if report.changed:
         logger.info(
-            "import run %s: %d patients added, %d unchanged, %d CF values",
+            "import run %s: %s added, %d unchanged, %s",
             report.import_run_id,
-            report.patients_added,
+            plural(report.patients_added, "patient"),
             report.patients_unchanged,
-            report.measurements_added,
+            plural(report.measurements_added, "CF value"),
         )
     else:
         logger.info(
-            "nothing changed: %d patients already stored, %d lines skipped",
-            report.patients_unchanged,
-            len(report.skipped),
+            "nothing changed: %s already stored, %s skipped",
+            plural(report.patients_unchanged, "patient"),
+            plural(len(report.skipped), "line"),
         )
     return report
 
@@ -426,8 +488,10 @@ def _write(
         if stored_hash != record.content_sha256:
             raise ConflictError(
                 f"{path.name}, line {record.line_number}: {record.source_id} is already stored "
-                "with different content. Nothing was imported. Import into a fresh database, "
-                "or remove the stored patient first if this file is the corrected one."
+                "with different content. Nothing was imported. If this file is the corrected "
+                "export, import it into a new database (--database-url "
+                "sqlite:///NEW.sqlite3), or delete the database file (or drop the PostgreSQL "
+                "database) and import again."
             )
         if stored_cohort != record_cohort:
             raise ConflictError(
