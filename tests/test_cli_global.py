@@ -273,3 +273,23 @@ def test_singular_counts_in_import_summary(
     assert (
         "Nothing changed: the one patient of export.txt is already stored (1 line skipped)." in out
     )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["stats", "--output"], ["export", "slices", "--output"], ["export", "cfs", "--output"]],
+)
+def test_read_only_commands_refuse_missing_database(
+    command: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    missing = tmp_path / "typo" / "ictcf.sqlite3"
+    output = tmp_path / "out.csv" if command[-2] == "cfs" else tmp_path / "out"
+    arguments = [*command, str(output), "--database-url", f"sqlite:///{missing}"]
+    status, _, err = run_main(arguments, monkeypatch, capsys)
+    assert status == 1
+    assert "does not exist" in err
+    assert not missing.parent.exists()
+    assert not output.exists()

@@ -60,7 +60,7 @@ def export_slices_command(
     """
     from ictcf.imaging.export_slices import export_slices
 
-    factory = open_database(resolve_database_url(context, database_url))
+    factory = open_database(resolve_database_url(context, database_url), create=False)
     report = export_slices(
         factory,
         output,

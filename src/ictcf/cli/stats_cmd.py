@@ -120,7 +120,7 @@ def stats(
     thresholds = _parse_thresholds(threshold_items)
     specs = [parse_comparison(text) for text in compare_specs]
 
-    factory = open_database(resolve_database_url(context, database_url))
+    factory = open_database(resolve_database_url(context, database_url), create=False)
     with session_scope(factory) as session:
         report = write_stats_report(
             session,

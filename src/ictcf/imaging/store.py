@@ -35,6 +35,7 @@ import numpy.typing as npt
 from PIL import Image, PngImagePlugin
 
 from ictcf.errors import DataNotFoundError, InputError
+from ictcf.ingest.files import apply_default_mode
 
 logger = logging.getLogger(__name__)
 
@@ -217,6 +218,8 @@ class SliceStore:
             # for that slice; re-importing the series writes it again.
             with os.fdopen(handle, "wb") as temp_file:
                 temp_file.write(data)
+            # mkstemp creates 0600 files; stored slices follow the umask like other outputs.
+            apply_default_mode(Path(temp_name))
             os.replace(temp_name, target)
         except BaseException:
             Path(temp_name).unlink(missing_ok=True)
