@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -33,15 +34,27 @@ from ictcf.evaluation.cross_validation import (
     leave_one_hospital_out,
 )
 from ictcf.evaluation.metrics import UndefinedMetricWarning
-from ictcf.evaluation.summary import EvaluationSummary, evaluate_predictions
+from ictcf.evaluation.summary import MODEL_LABELS, EvaluationSummary, evaluate_predictions
 from ictcf.features.cf_features import NormalisationPolicy
 from ictcf.models.artefact import training_data_sha256
 from ictcf.models.cf_model import CFModel, fit_cf_model
 from ictcf.models.cf_network import CFNetworkConfig
+from ictcf.models.estimators import (
+    GRADIENT_BOOSTING_KIND,
+    NETWORK_KIND,
+    ModelConfig,
+    check_model_kind,
+    default_model_config,
+    model_kind_of,
+)
 from ictcf.models.tasks import TaskSpec, get_task, labelled_patients
 from ictcf.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+#: Model kinds ``ictcf demo`` cross-validates by default: the paper's network and the
+#: gradient-boosting comparison model, on the same folds.
+DEMO_MODELS: tuple[str, ...] = (NETWORK_KIND, GRADIENT_BOOSTING_KIND)
 
 #: Characters of the configuration hash in a run id (32 bits: enough to tell runs apart).
 RUN_ID_HASH_LENGTH = 8
@@ -54,7 +67,10 @@ STANDARD_NOTES = (
     "the fallback normal ranges, the class weights and the early-stopping validation split "
     "are all computed from the training part of each fold only.",
     "Class imbalance is handled by weighting each class's loss by n / (n_classes * n_class), "
-    "counted on the training part of each fold.",
+    "counted on the training part of each fold; every model kind uses these weights.",
+    "All model kinds of a run are trained and tested on the same folds with the same features. "
+    "The comparison models (gradient boosting, logistic regression) have fixed hyperparameters "
+    "of the package; no value is searched on these results.",
     "Morbidity: suspected patients and patients of unknown morbidity type are excluded from "
     "training and evaluation. Mortality: patients with an unknown outcome are excluded.",
     "The paper's values are shown as reported by Ning et al. 2020. They come from the paper's "
@@ -72,9 +88,9 @@ class CrossValidationRun:
         All predictions frames (every task and evaluation kind) concatenated; the
         ``prob_<class>`` columns of a task are NaN on other tasks' rows.
     summaries : list of EvaluationSummary
-        One per (task, evaluation kind), in run order.
+        One per (task, model kind, evaluation kind), in run order.
     durations_s : dict of str to float
-        Wall-clock seconds per step, such as ``"morbidity cv"``.
+        Wall-clock seconds per step, such as ``"morbidity network cv"``.
     labelled : dict of str to int
         Labelled patients per task.
     """
@@ -137,6 +153,33 @@ def make_run_id(settings_for_hash: Mapping[str, Any], *, now: dt.datetime | None
     return f"{now:%Y%m%dT%H%M%SZ}-{digest}"
 
 
+def resolve_model_configs(
+    models: Sequence[str], config: ModelConfig | None = None
+) -> list[ModelConfig]:
+    """Return one configuration per model kind in ``models``.
+
+    ``config`` is used for its own kind; every other kind gets its default configuration.
+
+    Raises
+    ------
+    InputError
+        If ``models`` is empty, repeats a kind or names an unknown kind.
+    """
+    if not models:
+        raise InputError("No model kind given; name at least one, such as 'network'.")
+    repeated = sorted({kind for kind in models if list(models).count(kind) > 1})
+    if repeated:
+        raise InputError(f"Model kind {repeated[0]!r} is given twice; name each kind once.")
+    configs: list[ModelConfig] = []
+    for kind in models:
+        check_model_kind(kind)
+        if config is not None and model_kind_of(config) == kind:
+            configs.append(config)
+        else:
+            configs.append(default_model_config(kind))
+    return configs
+
+
 def _summarise(
     predictions: pd.DataFrame, task: TaskSpec, description: dict[str, str]
 ) -> EvaluationSummary:
@@ -150,6 +193,7 @@ def _summarise(
             class_names=list(task.class_names),
             positive_class=task.positive_class,
             description=description,
+            model=str(predictions["model"].iloc[0]),
         )
 
 
@@ -162,12 +206,16 @@ def cross_validate_tasks(
     repeats: int = DEFAULT_REPEATS,
     seed: int = 0,
     policy: NormalisationPolicy | None = None,
-    config: CFNetworkConfig | None = None,
+    config: ModelConfig | None = None,
+    models: Sequence[str] = (NETWORK_KIND,),
     hospital_holdout: bool = True,
     data_label: str = "patients from the database",
     progress: bool = False,
 ) -> CrossValidationRun:
-    """Cross-validate the CF model of each task and, optionally, leave one hospital out.
+    """Cross-validate the CF models of each task and, optionally, leave one hospital out.
+
+    Every model kind of ``models`` is trained and tested on the same folds (they depend on
+    ``seed`` only) and with the same feature policy.
 
     Parameters
     ----------
@@ -177,8 +225,12 @@ def cross_validate_tasks(
         Task names (default both).
     folds, repeats, seed : int, optional
         Stratified ``folds``-fold CV repeated ``repeats`` times; ``seed`` fixes everything.
-    policy, config : optional
-        Normalisation policy and network configuration (defaults as documented there).
+    policy : NormalisationPolicy, optional
+        Normalisation policy (default ``NormalisationPolicy()``).
+    config : CFNetworkConfig, GradientBoostingConfig or LogisticConfig, optional
+        Configuration of its own model kind; the other kinds use their defaults.
+    models : sequence of str, optional
+        Model kinds to cross-validate, in order (default only ``"network"``).
     hospital_holdout : bool, optional
         Also run leave-one-hospital-out (default True).
     data_label : str, optional
@@ -190,9 +242,14 @@ def cross_validate_tasks(
     Returns
     -------
     CrossValidationRun
+
+    Raises
+    ------
+    InputError
+        If ``models`` is empty, repeats or names an unknown kind, or the split is impossible.
     """
     policy = policy or NormalisationPolicy()
-    config = config or CFNetworkConfig()
+    configs = resolve_model_configs(models, config)
     frames: list[pd.DataFrame] = []
     summaries: list[EvaluationSummary] = []
     durations: dict[str, float] = {}
@@ -203,73 +260,24 @@ def cross_validate_tasks(
         eligible, _labels = labelled_patients(patients, task)
         labelled[task.name] = len(eligible)
         data = f"{data_label}, {len(eligible)} patients labelled for {task.name}"
-
-        started = time.perf_counter()
-        predictions = cross_validate(
-            patients,
-            measurements,
-            task,
-            folds=folds,
-            repeats=repeats,
-            seed=seed,
-            policy=policy,
-            config=config,
-            progress=progress,
-        )
-        durations[f"{task.name} cv"] = time.perf_counter() - started
-        frames.append(predictions)
-        summaries.append(
-            _summarise(
-                predictions,
+        for model_config in configs:
+            step = _cross_validate_one_model(
+                patients,
+                measurements,
                 task,
-                {
-                    "data": data,
-                    "split": (
-                        f"stratified {folds}-fold cross-validation by patient, {repeats} "
-                        f"repeat{'s' if repeats != 1 else ''}, seed {seed}"
-                    ),
-                },
+                model_config,
+                folds=folds,
+                repeats=repeats,
+                seed=seed,
+                policy=policy,
+                hospital_holdout=hospital_holdout,
+                data=data,
+                progress=progress,
             )
-        )
-
-        if not hospital_holdout:
-            continue
-        started = time.perf_counter()
-        held_out = leave_one_hospital_out(
-            patients,
-            measurements,
-            task,
-            seed=seed,
-            policy=policy,
-            config=config,
-            progress=progress,
-        )
-        durations[f"{task.name} loho"] = time.perf_counter() - started
-        tested = set(held_out["fold_label"]) if not held_out.empty else set()
-        hospitals = sorted(str(name) for name in eligible["hospital"].dropna().unique())
-        untested = [name for name in hospitals if f"test={name}" not in tested]
-        if untested:
-            notes.append(
-                f"Leave-one-hospital-out, {task.name}: no result for "
-                f"{', '.join(untested) or 'any hospital'} because the patients of the other "
-                "hospitals lack a class (or there is only one hospital)."
-            )
-        if held_out.empty:
-            continue
-        frames.append(held_out)
-        summaries.append(
-            _summarise(
-                held_out,
-                task,
-                {
-                    "data": data,
-                    "split": (
-                        "leave-one-hospital-out: trained on all other hospitals, tested on "
-                        "each hospital in turn (" + ", ".join(held_out["fold_label"].unique()) + ")"
-                    ),
-                },
-            )
-        )
+            frames.extend(step.frames)
+            summaries.extend(step.summaries)
+            durations.update(step.durations_s)
+            notes.extend(step.notes)
     predictions = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return CrossValidationRun(
         predictions=predictions,
@@ -280,6 +288,119 @@ def cross_validate_tasks(
     )
 
 
+@dataclass
+class _ModelStep:
+    frames: list[pd.DataFrame] = field(default_factory=list)
+    summaries: list[EvaluationSummary] = field(default_factory=list)
+    durations_s: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _cross_validate_one_model(
+    patients: pd.DataFrame,
+    measurements: pd.DataFrame,
+    task: TaskSpec,
+    config: ModelConfig,
+    *,
+    folds: int,
+    repeats: int,
+    seed: int,
+    policy: NormalisationPolicy,
+    hospital_holdout: bool,
+    data: str,
+    progress: bool,
+) -> _ModelStep:
+    kind = model_kind_of(config)
+    step = _ModelStep()
+    started = time.perf_counter()
+    predictions = cross_validate(
+        patients,
+        measurements,
+        task,
+        folds=folds,
+        repeats=repeats,
+        seed=seed,
+        policy=policy,
+        config=config,
+        progress=progress,
+    )
+    step.durations_s[f"{task.name} {kind} cv"] = time.perf_counter() - started
+    step.frames.append(predictions)
+    step.summaries.append(
+        _summarise(
+            predictions,
+            task,
+            {
+                "data": data,
+                "split": (
+                    f"stratified {folds}-fold cross-validation by patient, {repeats} "
+                    f"repeat{'s' if repeats != 1 else ''}, seed {seed}"
+                ),
+            },
+        )
+    )
+    if not hospital_holdout:
+        return step
+
+    started = time.perf_counter()
+    held_out = leave_one_hospital_out(
+        patients,
+        measurements,
+        task,
+        seed=seed,
+        policy=policy,
+        config=config,
+        progress=progress,
+    )
+    step.durations_s[f"{task.name} {kind} loho"] = time.perf_counter() - started
+    eligible, _labels = labelled_patients(patients, task)
+    tested = set(held_out["fold_label"]) if not held_out.empty else set()
+    hospitals = sorted(str(name) for name in eligible["hospital"].dropna().unique())
+    untested = [name for name in hospitals if f"test={name}" not in tested]
+    if untested:
+        step.notes.append(
+            f"Leave-one-hospital-out, {task.name}, {kind}: no result for "
+            f"{', '.join(untested) or 'any hospital'} because the patients of the other "
+            "hospitals lack a class (or there is only one hospital)."
+        )
+    if held_out.empty:
+        return step
+    step.frames.append(held_out)
+    step.summaries.append(
+        _summarise(
+            held_out,
+            task,
+            {
+                "data": data,
+                "split": (
+                    "leave-one-hospital-out: trained on all other hospitals, tested on "
+                    "each hospital in turn (" + ", ".join(held_out["fold_label"].unique()) + ")"
+                ),
+            },
+        )
+    )
+    return step
+
+
+def describe_models(configs: Sequence[ModelConfig]) -> dict[str, Any]:
+    """Return the run information's ``model`` entry: kind, description and configuration.
+
+    One model gives ``{"kind", "name", <configuration fields>}``. Several give
+    ``{"kinds": [...], "<kind>": {"name", <configuration fields>}, ...}``.
+    """
+    entries = {
+        model_kind_of(config): {
+            "name": MODEL_LABELS.get(model_kind_of(config), model_kind_of(config)),
+            **config.to_dict(),
+        }
+        for config in configs
+    }
+    if len(entries) == 1:
+        ((kind, entry),) = entries.items()
+        return {"kind": kind, **entry}
+    return {"kinds": list(entries), **entries}
+
+
 def build_run_info(
     *,
     run_id: str,
@@ -288,22 +409,24 @@ def build_run_info(
     repeats: int,
     seed: int,
     policy: NormalisationPolicy,
-    config: CFNetworkConfig,
+    config: ModelConfig | Sequence[ModelConfig],
     durations_s: Mapping[str, float],
     notes: Sequence[str] = (),
     include_cv_notes: bool = True,
 ) -> dict[str, Any]:
     """Assemble the provenance that ``ictcf.evaluation.report.write_report`` records.
 
-    ``include_cv_notes`` adds ``STANDARD_NOTES`` (how folds, features and class weights were
-    fitted) before ``notes``.
+    ``config`` is the configuration of the one model of the run, or a sequence with one per
+    model kind (see :func:`describe_models`). ``include_cv_notes`` adds ``STANDARD_NOTES``
+    (how folds, features and class weights were fitted) before ``notes``.
     """
+    configs = list(config) if isinstance(config, Sequence) else [config]
     return {
         "run_id": run_id,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "data": dict(data),
         "split": {"folds": folds, "repeats": repeats, "seed": seed},
-        "model": {"name": "HUST-19 clinical-feature network", **config.to_dict()},
+        "model": describe_models(configs),
         "normalisation_policy": policy.to_dict(),
         "software": software_versions(),
         "durations_s": {key: round(value, 2) for key, value in durations_s.items()},
@@ -421,11 +544,15 @@ def evaluate_on_independent_cohort(
     *,
     tasks: Sequence[str] = ("morbidity", "mortality"),
     policy: NormalisationPolicy,
-    config: CFNetworkConfig,
+    config: ModelConfig,
     seed: int,
     data_label: str,
+    models: Sequence[str] = (NETWORK_KIND,),
 ) -> tuple[list[pd.DataFrame], list[EvaluationSummary], list[str]]:
-    """Train each task's model on ``training`` and evaluate it on ``independent``.
+    """Train each task's models on ``training`` and evaluate them on ``independent``.
+
+    ``config`` is used for its own model kind and the other kinds of ``models`` use their
+    defaults; every model trains with ``seed``.
 
     Returns
     -------
@@ -446,13 +573,14 @@ def evaluate_on_independent_cohort(
                 "model was not evaluated there."
             )
             continue
-        task_config = CFNetworkConfig.from_dict({**config.to_dict(), "seed": seed})
-        model = fit_cf_model(training, measurements, task, policy=policy, config=task_config)
-        predictions, summary = evaluate_independent(
-            model, independent, measurements, data_label=data_label
-        )
-        frames.append(predictions)
-        summaries.append(summary)
+        for model_config in resolve_model_configs(models, config):
+            task_config = dataclasses.replace(model_config, seed=seed)
+            model = fit_cf_model(training, measurements, task, policy=policy, config=task_config)
+            predictions, summary = evaluate_independent(
+                model, independent, measurements, data_label=data_label
+            )
+            frames.append(predictions)
+            summaries.append(summary)
     return frames, summaries, notes
 
 
@@ -473,14 +601,16 @@ def run_demo(
     progress: bool = True,
     policy: NormalisationPolicy | None = None,
     config: CFNetworkConfig | None = None,
+    models: Sequence[str] = DEMO_MODELS,
 ) -> DemoResult:
     """Run the main job: locate or fetch the export, import it, cross-validate, report.
 
     The patients of the paper's training cohort (``cohort1``, patients 1-1170) are
-    cross-validated (repeated stratified k-fold by patient, then leave-one-hospital-out).
-    When the export also holds the independent cohort (``cohort2``, patients 1171-1521),
-    models trained on all of cohort 1 are evaluated on it without retraining. An export
-    without cohort-1 patients is cross-validated as a whole.
+    cross-validated (repeated stratified k-fold by patient, then leave-one-hospital-out) with
+    every model kind of ``models`` on the same folds. When the export also holds the
+    independent cohort (``cohort2``, patients 1171-1521), models trained on all of cohort 1
+    are evaluated on it without retraining. An export without cohort-1 patients is
+    cross-validated as a whole.
 
     Parameters
     ----------
@@ -498,6 +628,8 @@ def run_demo(
         Draw progress bars on stderr.
     policy, config : optional
         Normalisation policy and network configuration.
+    models : sequence of str, optional
+        Model kinds (default :data:`DEMO_MODELS`: the network and gradient boosting).
 
     Returns
     -------
@@ -516,6 +648,7 @@ def run_demo(
 
     policy = policy or NormalisationPolicy()
     config = config or CFNetworkConfig()
+    configs = resolve_model_configs(models, config)
     durations: dict[str, float] = {}
 
     started = time.perf_counter()
@@ -550,6 +683,7 @@ def run_demo(
             "seed": seed,
             "policy": policy.to_dict(),
             "config": config.to_dict(),
+            "models": list(models),
         }
     )
     report_dir = _new_report_dir(output or settings.reports_dir, run_id)
@@ -562,6 +696,7 @@ def run_demo(
         seed=seed,
         policy=policy,
         config=config,
+        models=models,
         data_label=f"{data_label}, {training_label}",
         progress=progress,
     )
@@ -579,6 +714,7 @@ def run_demo(
             seed=seed,
             data_label=f"{data_label}, {INDEPENDENT_COHORT} (models trained on all of "
             f"{TRAINING_COHORT})",
+            models=models,
         )
         durations["independent"] = time.perf_counter() - started
         run.predictions = pd.concat([run.predictions, *frames], ignore_index=True)
@@ -613,7 +749,7 @@ def run_demo(
         repeats=repeats,
         seed=seed,
         policy=policy,
-        config=config,
+        config=configs,
         durations_s=durations,
         notes=notes,
     )
@@ -653,7 +789,7 @@ def train_final_model(
     task: TaskSpec,
     *,
     policy: NormalisationPolicy | None = None,
-    config: CFNetworkConfig | None = None,
+    config: ModelConfig | None = None,
     cv_repeats: int = 0,
     folds: int = DEFAULT_FOLDS,
     seed: int = 0,
@@ -668,7 +804,8 @@ def train_final_model(
         Frames of ``ictcf.db.queries``.
     task : TaskSpec
     policy, config : optional
-        Defaults ``NormalisationPolicy()`` and ``CFNetworkConfig(seed=seed)``.
+        Defaults ``NormalisationPolicy()`` and ``CFNetworkConfig(seed=seed)``. The type of
+        ``config`` chooses the model kind (``GradientBoostingConfig``, ``LogisticConfig``).
     cv_repeats : int, optional
         Repeats of ``folds``-fold cross-validation whose summary is stored with the model
         (default 0: none).
@@ -695,6 +832,7 @@ def train_final_model(
             seed=seed,
             policy=policy,
             config=config,
+            models=[model_kind_of(config)],
             hospital_holdout=False,
             data_label=data_label,
             progress=progress,
@@ -737,6 +875,7 @@ def evaluate_independent(
 
 
 __all__ = [
+    "DEMO_MODELS",
     "INDEPENDENT_COHORT",
     "TRAINING_COHORT",
     "CrossValidationRun",
@@ -745,11 +884,13 @@ __all__ = [
     "TrainedModel",
     "build_run_info",
     "cross_validate_tasks",
+    "describe_models",
     "evaluate_independent",
     "evaluate_on_independent_cohort",
     "export_source_ids",
     "import_export_frames",
     "make_run_id",
+    "resolve_model_configs",
     "run_demo",
     "software_versions",
     "train_final_model",

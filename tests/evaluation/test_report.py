@@ -166,13 +166,14 @@ def test_html_captions_name_provenance(written: Path) -> None:
     html = written.read_text(encoding="utf-8")
 
     captions = re.findall(r"<caption>(.*?)</caption>", html, flags=re.DOTALL)
-    # Headline + per section (metrics, confusion) + the per-fold table of the single-repeat run.
-    assert len(captions) == 1 + 3 * 2 + 1
-    for caption in captions[1:]:
+    # One headline table per task + per section (metrics, confusion) + the per-fold table of
+    # the single-repeat run.
+    assert len(captions) == 2 + 3 * 2 + 1
+    for caption in captions[2:]:
         assert "data: " in caption
         assert "split: " in caption
         assert re.search(r"\d+ repeats?", caption)
-    headline = html.split('id="headline"')[1].split("</table>")[0]
+    headline = html.split('id="headline"')[1].split("</section>")[0]
     assert CV_DATA in headline
     assert LOHO_SPLIT in headline
     assert "test=Liyuan" in html
@@ -221,9 +222,12 @@ def test_markdown_report_has_tables(written: Path) -> None:
     text = (written.parent / "report.md").read_text(encoding="utf-8")
 
     assert text.startswith("# ictcf evaluation report")
-    assert "| Task | Evaluation | Class |" in text
+    assert "| Evaluation | Model | Class |" in text
+    assert "### Morbidity" in text
+    assert "### Mortality" in text
     assert (
-        "![ROC curves of Mortality: leave-one-hospital-out](figures/mortality_loho_roc.png)" in text
+        "![ROC curves of Mortality: leave-one-hospital-out, HUST-19 CF network (the paper's "
+        "model)](figures/mortality_loho_roc.png)" in text
     )
     assert "| test=Union | deceased |" in text
 
@@ -302,8 +306,8 @@ def test_headline_table_lists_paper_and_provenance(summaries: list[EvaluationSum
         "Task",
         "Evaluation",
         "Class",
+        "network",
         "AUC",
-        "mean",
         "(95%",
         "interval)",
         "Interval",
@@ -398,7 +402,9 @@ def test_duplicate_or_missing_summaries_are_rejected(
 ) -> None:
     with pytest.raises(InputError, match="no evaluation summaries"):
         write_report(tmp_path / "a", [], run_info())
-    with pytest.raises(InputError, match="the morbidity cv evaluation is given twice"):
+    with pytest.raises(
+        InputError, match="the morbidity cv evaluation of the network model is given twice"
+    ):
         write_report(tmp_path / "b", [summaries[0], summaries[0]], run_info())
 
 
@@ -473,3 +479,110 @@ def test_format_summary_cell_cases() -> None:
     assert format_summary_cell(row(0.25, -0.1, 0.6, 10, 0), "mcc") == "0.250 (-0.100 to 0.600)"
     assert format_summary_cell(row(nan, nan, nan, 0, 10), "auc") == "undefined (10 of 10 repeats)"
     assert format_summary_cell(row(0.8, nan, nan, 1, 0), "auc") == "0.800"
+
+
+@pytest.fixture(scope="module")
+def two_models() -> list[EvaluationSummary]:
+    summaries = []
+    for model, seed in (("network", 1), ("gradient-boosting", 5)):
+        for task, classes, positive in (
+            ("morbidity", MORBIDITY, None),
+            ("mortality", MORTALITY, "deceased"),
+        ):
+            frame = make_predictions(task, n_repeats=3, n_folds=5, n_patients=100, seed=seed)
+            summaries.append(
+                evaluate_predictions(
+                    frame.assign(model=model),
+                    task=task,
+                    class_names=classes,
+                    positive_class=positive,
+                    description={"data": CV_DATA, "split": CV_SPLIT},
+                )
+            )
+    return summaries
+
+
+@pytest.fixture(scope="module")
+def two_model_report(
+    tmp_path_factory: pytest.TempPathFactory, two_models: list[EvaluationSummary]
+) -> Path:
+    return write_report(tmp_path_factory.mktemp("models") / "out", two_models, run_info())
+
+
+def test_report_shows_both_models(
+    two_model_report: Path, two_models: list[EvaluationSummary]
+) -> None:
+    folder = two_model_report.parent
+    html = two_model_report.read_text(encoding="utf-8")
+    headline = html.split('id="headline"')[1].split("</section>")[0]
+    assert headline.count("<table>") == 2
+    assert "HUST-19 CF network (the paper&#39;s model)" in headline
+    assert "gradient boosting (comparison model)" in headline
+
+    morbidity_table = headline.split("<h3>Morbidity</h3>")[1].split("</table>")[0]
+    rows = re.findall(r"<tr>\s*<td>.*?</tr>", morbidity_table, flags=re.DOTALL)
+    assert len(rows) == 6
+    network_rows = [row for row in rows if "<td>network</td>" in row]
+    boosting_rows = [row for row in rows if "<td>gradient-boosting</td>" in row]
+    assert len(network_rows) == len(boosting_rows) == 3
+    assert '<td class="number paper">0.882</td>' in network_rows[0]
+    for row in boosting_rows:
+        assert '<td class="number paper">—</td>' in row
+
+    for summary in two_models:
+        for class_name in summary.reported_classes:
+            row = summary.summary_row(class_name, "auc")
+            assert row is not None
+            assert format_summary_cell(row, "auc") in headline
+    for name in (
+        "morbidity_cv_roc.png",
+        "morbidity_cv_gradient-boosting_roc.png",
+        "mortality_cv_gradient-boosting_confusion.png",
+    ):
+        assert (folder / "figures" / name).is_file()
+    assert "the paper column stays empty because the paper did not evaluate this model" in html
+
+
+def test_markdown_headline_has_model_rows(two_model_report: Path) -> None:
+    text = (two_model_report.parent / "report.md").read_text(encoding="utf-8")
+    mortality = text.split("### Mortality")[1].split("\n\n")[1]
+    lines = [line for line in mortality.splitlines() if line.startswith("| cross-validation")]
+    assert [line.split(" | ")[1] for line in lines] == ["network", "gradient-boosting"]
+    assert lines[0].split(" | ")[5] == "0.822"
+    assert lines[1].split(" | ")[5] == "—"
+
+
+def test_metrics_json_records_models(two_model_report: Path) -> None:
+    document = json.loads((two_model_report.parent / "metrics.json").read_text())
+    assert [item["model"] for item in document["evaluations"]] == [
+        "network",
+        "network",
+        "gradient-boosting",
+        "gradient-boosting",
+    ]
+    files = document["evaluations"][2]["files"]
+    assert files["roc_png"] == "figures/morbidity_cv_gradient-boosting_roc.png"
+    summary_csv = pd.read_csv(two_model_report.parent / files["summary_csv"])
+    assert set(summary_csv["model"]) == {"gradient-boosting"}
+    validate_metrics_document(document)
+    del document["evaluations"][0]["model"]
+    with pytest.raises(InputError, match="'model' is a required property"):
+        validate_metrics_document(document)
+
+
+def test_headline_table_puts_models_side_by_side(two_models: list[EvaluationSummary]) -> None:
+    text = format_headline_table(two_models)
+    lines = text.splitlines()
+    header = lines[0]
+    assert header.index("network AUC") < header.index("gradient-boosting AUC")
+    assert header.rstrip().endswith("Paper AUC (as reported)")
+    control = next(line for line in lines if " control " in line)
+    network_auc = two_models[0].summary_row("control", "auc")
+    boosting_auc = two_models[2].summary_row("control", "auc")
+    assert network_auc is not None
+    assert boosting_auc is not None
+    assert format_summary_cell(network_auc, "auc") in control
+    assert format_summary_cell(boosting_auc, "auc") in control
+    assert control.rstrip().endswith("0.882")
+    assert len([line for line in lines if " deceased " in line]) == 1
+    assert any("network = HUST-19 CF network (the paper's model)" in line for line in lines)

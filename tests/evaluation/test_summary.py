@@ -308,3 +308,47 @@ def test_loho_fold_labels_are_kept() -> None:
     row = summary.summary_row("type_i", "auc")
     assert row is not None
     assert row["interval_method"] == "t"
+
+
+def test_model_defaults_to_network() -> None:
+    summary = evaluate_morbidity(make_predictions("morbidity", n_repeats=2, seed=4))
+    assert summary.model == "network"
+    assert summary.to_dict()["model"] == "network"
+    assert "the paper's model" in summary.to_dict()["model_label"]
+
+
+def test_model_taken_from_model_column() -> None:
+    frame = make_predictions("morbidity", n_repeats=2, seed=4).assign(model="gradient-boosting")
+    summary = evaluate_morbidity(frame)
+    assert summary.model == "gradient-boosting"
+    assert summary.to_dict()["model"] == "gradient-boosting"
+    assert summary.model_label == "gradient boosting (comparison model)"
+
+
+def test_model_argument_without_column() -> None:
+    summary = evaluate_predictions(
+        make_predictions("mortality", n_repeats=2, seed=4),
+        task="mortality",
+        class_names=MORTALITY,
+        positive_class="deceased",
+        description=description(),
+        model="logistic",
+    )
+    assert summary.model == "logistic"
+
+
+def test_mixed_or_mismatched_models_rejected() -> None:
+    frame = make_predictions("morbidity", n_repeats=2, seed=4)
+    mixed = frame.assign(model=np.where(frame["repeat"] == 0, "network", "logistic"))
+    with pytest.raises(InvalidPredictionsError, match=r"mixes the model kinds \['logistic', 'net"):
+        evaluate_morbidity(mixed)
+    with pytest.raises(
+        InvalidPredictionsError, match="contains predictions of the 'network' model"
+    ):
+        evaluate_predictions(
+            frame.assign(model="network"),
+            task="morbidity",
+            class_names=MORBIDITY,
+            description=description(),
+            model="logistic",
+        )

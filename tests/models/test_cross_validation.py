@@ -18,7 +18,14 @@ from ictcf.evaluation.cross_validation import (
     stratified_folds,
 )
 from ictcf.features import NormalisationPolicy, select_features
-from ictcf.models import MORBIDITY, MORTALITY, CFNetworkConfig, fit_cf_model
+from ictcf.models import (
+    MORBIDITY,
+    MORTALITY,
+    CFNetworkConfig,
+    GradientBoostingConfig,
+    LogisticConfig,
+    fit_cf_model,
+)
 from ictcf.models.cf_model import CFModel
 from tests.models.synthetic import measurement_row, synthetic_frames
 
@@ -102,14 +109,14 @@ def test_fold_training_never_sees_test_patients(
     measurements = pd.concat([measurements, extra], ignore_index=True)
     policy = NormalisationPolicy(min_fraction=0.08)
     calls: list[tuple[set[int], CFModel]] = []
-    real_fit = cross_validation.fit_features_and_network
+    real_fit = cross_validation.fit_features_and_model
 
     def spy(train_patients: pd.DataFrame, *args: Any, **kwargs: Any) -> CFModel:
         model = real_fit(train_patients, *args, **kwargs)
         calls.append((set(train_patients["patient_id"]), model))
         return model
 
-    monkeypatch.setattr(cross_validation, "fit_features_and_network", spy)
+    monkeypatch.setattr(cross_validation, "fit_features_and_model", spy)
     predictions = cross_validate(
         patients, measurements, MORBIDITY, folds=4, repeats=1, policy=policy, config=FAST
     )
@@ -132,14 +139,14 @@ def test_feature_only_test_hospital_has_is_unused() -> None:
     )
     measurements = pd.concat([measurements, extra], ignore_index=True)
     calls: list[CFModel] = []
-    real_fit = cross_validation.fit_features_and_network
+    real_fit = cross_validation.fit_features_and_model
 
     def spy(*args: Any, **kwargs: Any) -> CFModel:
         calls.append(real_fit(*args, **kwargs))
         return calls[-1]
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(cross_validation, "fit_features_and_network", spy)
+        patch.setattr(cross_validation, "fit_features_and_model", spy)
         predictions = leave_one_hospital_out(patients, measurements, MORBIDITY, config=FAST)
     assert list(predictions["fold_label"].unique()) == ["test=Liyuan", "test=Union"]
     trained_without_liyuan, trained_with_liyuan = calls
@@ -190,3 +197,104 @@ def test_repeated_patient_rejected(frames: tuple[pd.DataFrame, pd.DataFrame]) ->
         cross_validate(doubled, measurements, MORBIDITY, folds=2, repeats=1, config=FAST)
     with pytest.raises(InputError, match=message):
         leave_one_hospital_out(doubled, measurements, MORBIDITY, config=FAST)
+
+
+COMPARISON = {
+    "gradient-boosting": GradientBoostingConfig(max_iter=30),
+    "logistic": LogisticConfig(),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(COMPARISON))
+def test_comparison_kinds_share_the_folds(
+    kind: str, frames: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    patients, measurements = frames
+    network = cross_validate(
+        patients, measurements, MORTALITY, folds=3, repeats=2, seed=4, config=FAST
+    )
+    other = cross_validate(
+        patients, measurements, MORTALITY, folds=3, repeats=2, seed=4, config=COMPARISON[kind]
+    )
+    assert list(other.columns) == list(network.columns)
+    assert set(network["model"]) == {"network"}
+    assert set(other["model"]) == {kind}
+    key = ["repeat", "patient_id"]
+    pd.testing.assert_frame_equal(
+        network[[*key, "fold", "y_true"]].sort_values(key).reset_index(drop=True),
+        other[[*key, "fold", "y_true"]].sort_values(key).reset_index(drop=True),
+    )
+
+
+@pytest.mark.parametrize("kind", sorted(COMPARISON))
+def test_comparison_kind_reproducible(kind: str, frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    patients, measurements = frames
+    runs = [
+        cross_validate(
+            patients, measurements, MORBIDITY, folds=3, repeats=1, seed=2, config=COMPARISON[kind]
+        )
+        for _ in range(2)
+    ]
+    pd.testing.assert_frame_equal(runs[0], runs[1])
+
+
+@pytest.mark.parametrize("kind", sorted(COMPARISON))
+def test_comparison_fold_training_never_sees_test_patients(
+    kind: str, frames: tuple[pd.DataFrame, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    patients, measurements = frames
+    rare = patients["patient_id"].iloc[:12].tolist()
+    extra = pd.DataFrame([measurement_row(pid, "RARE", 5.0, low=0.0, high=10.0) for pid in rare])
+    measurements = pd.concat([measurements, extra], ignore_index=True)
+    policy = NormalisationPolicy(min_fraction=0.08)
+    calls: list[tuple[set[int], CFModel]] = []
+    real_fit = cross_validation.fit_features_and_model
+
+    def spy(train_patients: pd.DataFrame, *args: Any, **kwargs: Any) -> CFModel:
+        model = real_fit(train_patients, *args, **kwargs)
+        calls.append((set(train_patients["patient_id"]), model))
+        return model
+
+    monkeypatch.setattr(cross_validation, "fit_features_and_model", spy)
+    predictions = cross_validate(
+        patients,
+        measurements,
+        MORBIDITY,
+        folds=4,
+        repeats=1,
+        policy=policy,
+        config=COMPARISON[kind],
+    )
+    assert len(calls) == 4
+    for fold, (train_ids, model) in enumerate(calls):
+        assert model.kind == kind
+        assert model.estimator is not None
+        assert model.estimator.n_features_in_ == len(model.feature_names)
+        test_ids = set(predictions.loc[predictions["fold"] == fold, "patient_id"])
+        assert not train_ids & test_ids
+        train_patients = patients[patients["patient_id"].isin(train_ids)]
+        assert model.features == select_features(train_patients, measurements, policy=policy)
+        in_training = len(set(rare) & train_ids) / len(train_ids)
+        assert ("RARE" in model.feature_names) == (in_training >= policy.min_fraction)
+        class_counts = model.training["class_counts"]
+        assert sum(class_counts.values()) == len(train_ids)
+
+
+@pytest.mark.parametrize("kind", sorted(COMPARISON))
+def test_comparison_loho_trains_without_test_hospital(kind: str) -> None:
+    patients, measurements = synthetic_frames(160, seed=12)
+    calls: list[set[str]] = []
+    real_fit = cross_validation.fit_features_and_model
+
+    def spy(train_patients: pd.DataFrame, *args: Any, **kwargs: Any) -> CFModel:
+        calls.append(set(train_patients["hospital"]))
+        return real_fit(train_patients, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cross_validation, "fit_features_and_model", spy)
+        predictions = leave_one_hospital_out(
+            patients, measurements, MORBIDITY, config=COMPARISON[kind]
+        )
+    assert calls == [{"Union"}, {"Liyuan"}]
+    assert set(predictions["model"]) == {kind}
+    assert list(predictions["fold_label"].unique()) == ["test=Liyuan", "test=Union"]

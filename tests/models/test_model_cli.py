@@ -81,7 +81,7 @@ def test_train_predict_evaluate(
         str(model_dir),
     )
     assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
-    assert "Trained the morbidity model on control" in result.output  # type: ignore[attr-defined]
+    assert "Trained the morbidity network model on control" in result.output  # type: ignore[attr-defined]
     assert "CV AUC control:" in result.output  # type: ignore[attr-defined]
     artefact = json.loads((model_dir / "artefact.json").read_text())
     assert artefact["cv_metrics"]["evaluation"] == "cv"
@@ -216,3 +216,109 @@ def test_cross_validate_empty_database(sqlite_url: str) -> None:
     result = _invoke("cross-validate", "--database-url", sqlite_url)
     assert isinstance(result.exception, InputError)  # type: ignore[attr-defined]
     assert "No patients found in the database" in str(result.exception)  # type: ignore[attr-defined]
+
+
+def test_cross_validate_command_compares_models(imported_sqlite: str, tmp_path: Path) -> None:
+    report_dir = tmp_path / "cv-models"
+    result = _invoke(
+        "cross-validate",
+        "--task",
+        "mortality",
+        "--model",
+        "network",
+        "--model",
+        "gradient-boosting",
+        "--model",
+        "logistic",
+        "--repeats",
+        "1",
+        "--folds",
+        "2",
+        "--max-epochs",
+        "30",
+        "--no-hospital-holdout",
+        "--database-url",
+        imported_sqlite,
+        "--output",
+        str(report_dir),
+    )
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    header = result.output.splitlines()[0]  # type: ignore[attr-defined]
+    assert "network AUC (95% interval)" in header
+    assert "gradient-boosting AUC (95% interval)" in header
+    assert "logistic AUC (95% interval)" in header
+    assert header.rstrip().endswith("Paper AUC (as reported)")
+
+    predictions = pd.read_csv(report_dir / "predictions.csv")
+    assert set(predictions["model"]) == {"network", "gradient-boosting", "logistic"}
+    folds = predictions.pivot(index="patient_id", columns="model", values="fold")
+    assert (folds.nunique(axis=1) == 1).all()
+    metrics = json.loads((report_dir / "metrics.json").read_text())
+    assert [item["model"] for item in metrics["evaluations"]] == [
+        "network",
+        "gradient-boosting",
+        "logistic",
+    ]
+    assert metrics["run_info"]["model"]["kinds"] == ["network", "gradient-boosting", "logistic"]
+    assert metrics["run_info"]["model"]["gradient-boosting"]["max_iter"] == 200
+    assert (report_dir / "figures" / "mortality_cv_gradient-boosting_roc.png").is_file()
+    assert (report_dir / "figures" / "mortality_cv_roc.png").is_file()
+
+
+def test_cross_validate_rejects_unknown_model(sqlite_url: str) -> None:
+    result = _invoke("cross-validate", "--model", "forest", "--database-url", sqlite_url)
+    assert result.exit_code == 2  # type: ignore[attr-defined]
+    assert "'forest' is not one of 'network', 'gradient-boosting', 'logistic'" in (
+        result.output  # type: ignore[attr-defined]
+    )
+
+
+@pytest.mark.parametrize("kind", ["gradient-boosting", "logistic"])
+def test_train_predict_evaluate_comparison_model(
+    kind: str, imported_sqlite: str, independent_export: tuple[Path, int], tmp_path: Path
+) -> None:
+    export_path, n_independent = independent_export
+    model_dir = tmp_path / "model"
+    result = _invoke(
+        "train",
+        "--task",
+        "mortality",
+        "--model",
+        kind,
+        "--database-url",
+        imported_sqlite,
+        "--output",
+        str(model_dir),
+    )
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    assert f"Trained the mortality {kind} model on cured" in result.output  # type: ignore[attr-defined]
+    artefact = json.loads((model_dir / "artefact.json").read_text())
+    assert artefact["model_kind"] == kind
+    assert artefact["weights_file"] == "estimator.joblib"
+
+    result = _invoke(
+        "predict",
+        "--model",
+        str(model_dir),
+        "--patients",
+        "Patient 1",
+        "--database-url",
+        imported_sqlite,
+    )
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    lines = result.output.strip().splitlines()  # type: ignore[attr-defined]
+    assert lines[0] == "source_id,hospital,label,prob_cured,prob_deceased,predicted_class"
+    assert lines[1].startswith("Patient 1,")
+
+    report_dir = tmp_path / "independent-report"
+    result = _invoke(
+        "evaluate", "--model", str(model_dir), "--data", str(export_path), "-o", str(report_dir)
+    )
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    assert f"{kind} AUC (95% interval)" in result.output  # type: ignore[attr-defined]
+    metrics = json.loads((report_dir / "metrics.json").read_text())
+    assert metrics["evaluations"][0]["model"] == kind
+    assert metrics["run_info"]["model"]["kind"] == kind
+    predictions = pd.read_csv(report_dir / "predictions.csv")
+    assert set(predictions["model"]) == {kind}
+    assert len(predictions) <= n_independent

@@ -1,4 +1,8 @@
-"""``ictcf cross-validate``, ``train``, ``predict`` and ``evaluate``: the HUST-19 CF models."""
+"""``ictcf cross-validate``, ``train``, ``predict`` and ``evaluate``: the CF models.
+
+``--model`` chooses the model kind: ``network`` (the paper's HUST-19 CF network, default),
+``gradient-boosting`` or ``logistic`` (comparison models with fixed hyperparameters).
+"""
 
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ from ictcf.evaluation.cross_validation import DEFAULT_FOLDS, DEFAULT_REPEATS
 from ictcf.features.cf_features import NormalisationPolicy
 from ictcf.models.artefact import load_model, save_model
 from ictcf.models.cf_network import CFNetworkConfig
+from ictcf.models.estimators import MODEL_KINDS, NETWORK_KIND, default_model_config
 from ictcf.models.tasks import TASKS, get_task
 from ictcf.pipeline import (
     build_run_info,
@@ -35,6 +40,7 @@ from ictcf.pipeline import (
     evaluate_independent,
     import_export_frames,
     make_run_id,
+    resolve_model_configs,
     train_final_model,
     write_cross_validation_report,
 )
@@ -42,6 +48,7 @@ from ictcf.pipeline import (
 logger = logging.getLogger(__name__)
 
 TASK_CHOICE = click.Choice(sorted(TASKS))
+MODEL_CHOICE = click.Choice(MODEL_KINDS)
 
 
 def _load_frames(database_url: str, cohort: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -110,11 +117,20 @@ def _cohort_option(function: click.decorators.FC) -> click.decorators.FC:
     help="Folds per repeat (stratified by class, split by patient).",
 )
 @click.option(
+    "--model",
+    "models",
+    type=MODEL_CHOICE,
+    multiple=True,
+    help="Model kind to cross-validate; repeat to compare kinds on the same folds "
+    "(default: network, the paper's model).",
+)
+@click.option(
     "--max-epochs",
     type=click.IntRange(min=1),
     default=CFNetworkConfig().max_epochs,
     show_default=True,
-    help="Upper limit on training epochs per fold (early stopping usually ends sooner).",
+    help="Upper limit on the network's training epochs per fold (early stopping usually ends "
+    "sooner).",
 )
 @_seed_option
 @click.option(
@@ -132,6 +148,7 @@ def _cohort_option(function: click.decorators.FC) -> click.decorators.FC:
 def cross_validate_command(
     context: CLIContext,
     tasks: tuple[str, ...],
+    models: tuple[str, ...],
     repeats: int,
     folds: int,
     max_epochs: int,
@@ -143,7 +160,8 @@ def cross_validate_command(
 ) -> None:
     """Cross-validate the CF models on the database's patients and write a report.
 
-    The report goes to OUTPUT (default reports/<run id>/): index.html, report.md,
+    Every model kind given with --model is trained and tested on the same folds. The report
+    goes to OUTPUT (default reports/<run id>/): index.html, report.md,
     metrics.json, tables, figures and predictions.csv with every out-of-fold prediction.
     """
     from ictcf.evaluation.report import format_headline_table
@@ -152,6 +170,8 @@ def cross_validate_command(
     patients, measurements = _load_frames(url, cohort)
     policy = NormalisationPolicy()
     config = CFNetworkConfig(max_epochs=max_epochs)
+    kinds = list(dict.fromkeys(models)) or [NETWORK_KIND]
+    configs = resolve_model_configs(kinds, config)
     run_id = make_run_id(
         {
             "database": "patients",
@@ -161,6 +181,7 @@ def cross_validate_command(
             "seed": seed,
             "tasks": list(tasks),
             "config": config.to_dict(),
+            "models": kinds,
         }
     )
     run = cross_validate_tasks(
@@ -172,6 +193,7 @@ def cross_validate_command(
         seed=seed,
         policy=policy,
         config=config,
+        models=kinds,
         hospital_holdout=not no_hospital_holdout,
         data_label=f"database patients{f' of cohort {cohort}' if cohort else ''}",
         progress=context.progress,
@@ -190,7 +212,7 @@ def cross_validate_command(
         repeats=repeats,
         seed=seed,
         policy=policy,
-        config=config,
+        config=configs,
         durations_s=run.durations_s,
         notes=run.notes,
     )
@@ -202,6 +224,14 @@ def cross_validate_command(
 
 @click.command("train")
 @click.option("--task", type=TASK_CHOICE, required=True, help="Task of the model.")
+@click.option(
+    "--model",
+    "model_kind",
+    type=MODEL_CHOICE,
+    default=NETWORK_KIND,
+    show_default=True,
+    help="Model kind: the paper's network or a comparison model with fixed hyperparameters.",
+)
 @click.option(
     "--cv-repeats",
     type=click.IntRange(min=0),
@@ -222,19 +252,21 @@ def cross_validate_command(
     type=click.IntRange(min=1),
     default=CFNetworkConfig().max_epochs,
     show_default=True,
-    help="Upper limit on training epochs (early stopping usually ends sooner).",
+    help="Upper limit on the network's training epochs (early stopping usually ends sooner).",
 )
 @_seed_option
 @_cohort_option
 @database_url_option
 @functools.partial(
     output_option,
-    help_text="Model folder to write (default: models/<task>-<UTC time> in the ictcf home folder).",
+    help_text="Model folder to write (default: models/<task>-<model>-<UTC time> in the ictcf "
+    "home folder).",
 )
 @pass_cli_context
 def train_command(
     context: CLIContext,
     task: str,
+    model_kind: str,
     cv_repeats: int,
     folds: int,
     max_epochs: int,
@@ -245,16 +277,21 @@ def train_command(
 ) -> None:
     """Fit the final CF model of TASK on every eligible patient and save it as a model folder.
 
-    Default OUTPUT: models/<task>-<UTC timestamp> in the ictcf home folder.
+    Default OUTPUT: models/<task>-<model>-<UTC timestamp> in the ictcf home folder.
     """
     spec = get_task(task)
     url = resolve_database_url(context, database_url)
     patients, measurements = _load_frames(url, cohort)
+    config = (
+        CFNetworkConfig(seed=seed, max_epochs=max_epochs)
+        if model_kind == NETWORK_KIND
+        else default_model_config(model_kind, seed=seed)
+    )
     trained = train_final_model(
         patients,
         measurements,
         spec,
-        config=CFNetworkConfig(seed=seed, max_epochs=max_epochs),
+        config=config,
         cv_repeats=cv_repeats,
         folds=folds,
         seed=seed,
@@ -262,7 +299,7 @@ def train_command(
         progress=context.progress,
     )
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    folder = output or context.settings.models_dir / f"{task}-{stamp}"
+    folder = output or context.settings.models_dir / f"{task}-{model_kind}-{stamp}"
     cv_metrics = trained.cv_summary.to_dict() if trained.cv_summary is not None else None
     save_model(
         trained.model, folder, training_sha256=trained.training_sha256, cv_metrics=cv_metrics
@@ -270,7 +307,7 @@ def train_command(
     counts = ", ".join(
         f"{name} {count}" for name, count in trained.model.training["class_counts"].items()
     )
-    click.echo(f"Trained the {task} model on {counts}.")
+    click.echo(f"Trained the {task} {model_kind} model on {counts}.")
     if trained.cv_summary is not None:
         for class_name in trained.cv_summary.reported_classes:
             row = trained.cv_summary.summary_row(class_name, "auc")

@@ -11,6 +11,8 @@ from ictcf.evaluation.metrics import (
     roc_points,
 )
 from ictcf.evaluation.summary import (
+    MODEL_LABELS,
+    PAPER_MODEL,
     TASK_CLASS_NAMES,
     TASK_POSITIVE_CLASS,
     EvaluationSummary,
@@ -19,6 +21,8 @@ from ictcf.evaluation.summary import (
 
 __all__ = [
     "METRIC_KEYS",
+    "MODEL_LABELS",
+    "PAPER_MODEL",
     "RATE_METRICS",
     "TASK_CLASS_NAMES",
     "TASK_POSITIVE_CLASS",

@@ -5,11 +5,13 @@ per (evaluation, repeat, patient) with the columns ``PREDICTION_COLUMNS`` plus o
 ``prob_<class>`` column per class of the task. Each patient is one sample, so a patient is in
 exactly one test fold per repeat and never in the training data of its own fold. The feature
 list, the fallback normal ranges, the class weights and the early-stopping split are all fitted
-on the training part of each fold.
+on the training part of each fold. The folds depend on the run seed only, so every model kind
+cross-validated with one seed is trained and tested on the same folds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 
@@ -19,8 +21,9 @@ from sklearn.model_selection import StratifiedKFold
 
 from ictcf.errors import InputError
 from ictcf.features.cf_features import NormalisationPolicy
-from ictcf.models.cf_model import CFModel, fit_features_and_network
+from ictcf.models.cf_model import CFModel, fit_features_and_model
 from ictcf.models.cf_network import CFNetworkConfig
+from ictcf.models.estimators import ModelConfig, model_kind_of
 from ictcf.models.tasks import TaskSpec, labelled_patients
 from ictcf.progress import progress_bar
 
@@ -30,6 +33,7 @@ logger = logging.getLogger(__name__)
 PREDICTION_COLUMNS = [
     "task",
     "evaluation",
+    "model",
     "repeat",
     "fold",
     "fold_label",
@@ -109,6 +113,7 @@ def _prediction_rows(
         {
             "task": model.task.name,
             "evaluation": evaluation,
+            "model": model.kind,
             "repeat": repeat,
             "fold": fold,
             "fold_label": fold_label,
@@ -150,7 +155,7 @@ def cross_validate(
     repeats: int = DEFAULT_REPEATS,
     seed: int = 0,
     policy: NormalisationPolicy | None = None,
-    config: CFNetworkConfig | None = None,
+    config: ModelConfig | None = None,
     progress: bool = False,
 ) -> pd.DataFrame:
     """Run repeated stratified k-fold cross-validation by patient.
@@ -170,11 +175,13 @@ def cross_validate(
         Repeats with different shuffles (default 10).
     seed : int, optional
         Run seed. Repeat r shuffles with ``derive_seed(seed, r)`` and fold k of repeat r trains
-        with network seed ``derive_seed(seed, r, k)``, so one seed fixes the whole run.
+        with model seed ``derive_seed(seed, r, k)``, so one seed fixes the whole run and every
+        model kind is trained and tested on the same folds.
     policy : NormalisationPolicy, optional
         Default ``NormalisationPolicy()``.
-    config : CFNetworkConfig, optional
-        Default ``CFNetworkConfig()``; its ``seed`` is replaced per fold as above.
+    config : CFNetworkConfig, GradientBoostingConfig or LogisticConfig, optional
+        The model's hyperparameters; the type chooses the model kind. Default
+        ``CFNetworkConfig()``; its ``seed`` is replaced per fold as above.
     progress : bool, optional
         Draw a progress bar over the folds.
 
@@ -206,16 +213,14 @@ def cross_validate(
     for repeat, fold, train_index, test_index in progress_bar(
         jobs(),
         enabled=progress,
-        description=f"{task.name} CV",
+        description=f"{task.name} {model_kind_of(config)} CV",
         total=repeats * folds,
         unit="fold",
     ):
-        fold_config = CFNetworkConfig.from_dict(
-            {**config.to_dict(), "seed": derive_seed(seed, repeat, fold)}
-        )
+        fold_config = dataclasses.replace(config, seed=derive_seed(seed, repeat, fold))
         train_patients = eligible.iloc[train_index].reset_index(drop=True)
         test_patients = eligible.iloc[test_index].reset_index(drop=True)
-        model = fit_features_and_network(
+        model = fit_features_and_model(
             train_patients,
             labels[train_index],
             measurements,
@@ -235,7 +240,7 @@ def cross_validate(
                 fold_label=f"fold {fold}",
             )
         )
-        logger.debug("%s repeat %d fold %d done", task.name, repeat, fold)
+        logger.debug("%s %s repeat %d fold %d done", task.name, model_kind_of(config), repeat, fold)
     return pd.concat(frames, ignore_index=True) if frames else _empty_predictions(task)
 
 
@@ -246,7 +251,7 @@ def leave_one_hospital_out(
     *,
     seed: int = 0,
     policy: NormalisationPolicy | None = None,
-    config: CFNetworkConfig | None = None,
+    config: ModelConfig | None = None,
     progress: bool = False,
 ) -> pd.DataFrame:
     """Train on all hospitals but one and test on the one left out, for every hospital.
@@ -259,7 +264,7 @@ def leave_one_hospital_out(
     patients, measurements, task, policy, config, progress
         As in :func:`cross_validate`.
     seed : int, optional
-        The network of test hospital k trains with seed ``derive_seed(seed, 1_000_000, k)``.
+        The model of test hospital k trains with seed ``derive_seed(seed, 1_000_000, k)``.
 
     Returns
     -------
@@ -284,7 +289,12 @@ def leave_one_hospital_out(
     hospital_of = eligible["hospital"].astype(str).to_numpy()
     frames = []
     for fold, hospital in enumerate(
-        progress_bar(hospitals, enabled=progress, description=f"{task.name} LOHO", unit="hospital")
+        progress_bar(
+            hospitals,
+            enabled=progress,
+            description=f"{task.name} {model_kind_of(config)} LOHO",
+            unit="hospital",
+        )
     ):
         test_mask = hospital_of == hospital
         train_labels = labels[~test_mask]
@@ -295,10 +305,8 @@ def leave_one_hospital_out(
                 hospital,
             )
             continue
-        fold_config = CFNetworkConfig.from_dict(
-            {**config.to_dict(), "seed": derive_seed(seed, 1_000_000, fold)}
-        )
-        model = fit_features_and_network(
+        fold_config = dataclasses.replace(config, seed=derive_seed(seed, 1_000_000, fold))
+        model = fit_features_and_model(
             eligible.loc[~test_mask].reset_index(drop=True),
             train_labels,
             measurements,

@@ -53,7 +53,9 @@ def draw_roc_figure(summary: EvaluationSummary, path: Path, paper_auc: dict[str,
     axes = figure.subplots(1, len(classes), squeeze=False)[0]
     for ax, class_name in zip(axes, classes, strict=True):
         _draw_roc_panel(ax, summary, class_name, paper_auc.get(class_name))
-    figure.suptitle(f"{summary.task}, {summary.evaluation_label}: ROC curves (one-vs-rest)")
+    figure.suptitle(
+        f"{summary.task}, {summary.evaluation_label}, {summary.model}: ROC curves (one-vs-rest)"
+    )
     figure.tight_layout()
     figure.savefig(path, dpi=FIGURE_DPI)
 
@@ -87,7 +89,9 @@ def draw_confusion_figure(summary: EvaluationSummary, path: Path) -> None:
         "row-normalised (fraction of true class)",
         as_fraction=True,
     )
-    figure.suptitle(f"{summary.task}, {summary.evaluation_label}: confusion matrix")
+    figure.suptitle(
+        f"{summary.task}, {summary.evaluation_label}, {summary.model}: confusion matrix"
+    )
     figure.tight_layout()
     figure.savefig(path, dpi=FIGURE_DPI)
 

@@ -1,7 +1,9 @@
 """The evaluation report: metrics.json, CSV tables, PNG figures, index.html and report.md.
 
 Every table in the report names the data, the split and the number of repeats that produced
-it, and shows the values published by Ning et al. 2020 beside ours where the paper has one.
+it, and shows the values published by Ning et al. 2020 beside the rows of the paper's model
+(model kind ``"network"``) where the paper has one. Comparison models (gradient boosting,
+logistic regression) get their own rows, sections and figures, without a paper value.
 The report is written into a staging folder first and moved into place only when complete, so
 an error leaves no half-written report behind.
 """
@@ -36,6 +38,8 @@ from ictcf.evaluation.metrics import RATE_METRICS
 from ictcf.evaluation.summary import (
     CONFIDENCE_LEVEL,
     INTERVAL_DEFINITION,
+    MODEL_LABELS,
+    PAPER_MODEL,
     EvaluationSummary,
     describe_decision_rule,
     frame_records,
@@ -168,6 +172,18 @@ def paper_value(task: str, evaluation: str, class_name: str, metric: str) -> Pap
     return None
 
 
+def paper_value_for(summary: EvaluationSummary, class_name: str, metric: str) -> PaperResult | None:
+    """Return the paper's value beside one row of ``summary``: only the paper's model has one."""
+    if summary.model != PAPER_MODEL:
+        return None
+    return paper_value(summary.task, summary.evaluation, class_name, metric)
+
+
+def _model_order(model: str) -> int:
+    kinds = list(MODEL_LABELS)
+    return kinds.index(model) if model in kinds else len(kinds)
+
+
 def write_report(
     output_dir: Path, summaries: Sequence[EvaluationSummary], run_info: Mapping[str, Any]
 ) -> Path:
@@ -183,7 +199,7 @@ def write_report(
         Report folder, created when missing. An existing folder must be empty or contain an
         earlier report. The report's own files are then replaced and other files are kept.
     summaries : sequence of EvaluationSummary
-        One per task and evaluation kind, each at most once.
+        One per model kind, task and evaluation kind, each at most once.
     run_info : mapping
         Run id (``run_id``), creation time (``created``), ``data`` (file name, SHA-256,
         published or not, patients per cohort), ``split`` (folds, repeats, seed), ``model``
@@ -199,7 +215,7 @@ def write_report(
     Raises
     ------
     InputError
-        When ``summaries`` is empty or repeats a task and evaluation kind, ``run_info`` holds a
+        When ``summaries`` is empty or repeats a model, task and evaluation kind, ``run_info`` holds a
         value that cannot be written to JSON or ``notes`` is not a list of strings, or
         ``output_dir`` is a file.
     ConflictError
@@ -238,7 +254,8 @@ def build_metrics_document(
     run_info : mapping
         Run information, as for :func:`write_report`.
     files : mapping, optional
-        Per evaluation key (``"<task>_<evaluation>"``), the report's file paths.
+        Per evaluation key (``"<task>_<evaluation>"``, plus ``"_<model>"`` for a model other
+        than the paper's network), the report's file paths.
 
     Raises
     ------
@@ -308,8 +325,10 @@ def metrics_schema() -> dict[str, Any]:
 def format_headline_table(summaries: Sequence[EvaluationSummary]) -> str:
     """Format the AUCs of every task and class as a plain-text table for the terminal.
 
-    Each row shows our mean AUC with its 95 % interval and the AUC published by Ning et al. 2020
-    beside it. The lines below the table name the data, split and repeats of each evaluation.
+    One row per task, evaluation and class, with one column per model kind (the paper's network
+    first, comparison models after it): the mean AUC with its 95 % interval. The AUC published
+    by Ning et al. 2020 for the paper's model is shown beside them. The lines below the table
+    name the data, split and repeats of each evaluation.
 
     Parameters
     ----------
@@ -321,30 +340,42 @@ def format_headline_table(summaries: Sequence[EvaluationSummary]) -> str:
     str
         Lines separated by ``\\n``, without a trailing newline.
     """
+    models = sorted({summary.model for summary in summaries}, key=_model_order)
+    keys: list[tuple[str, str, str]] = []
+    cells: dict[tuple[str, str, str, str], str] = {}
+    labels: dict[tuple[str, str, str], tuple[str, str]] = {}
+    for summary in summaries:
+        for class_name in summary.reported_classes:
+            key = (summary.task, summary.evaluation, class_name)
+            if key not in labels:
+                keys.append(key)
+                labels[key] = (summary.evaluation_label, summary.interval_over)
+            row = summary.summary_row(class_name, "auc")
+            cells[(*key, summary.model)] = (
+                format_summary_cell(row, "auc") if row is not None else "not computed"
+            )
     header = (
         "Task",
         "Evaluation",
         "Class",
-        "AUC mean (95% interval)",
+        *(f"{model} AUC (95% interval)" for model in models),
         "Interval over",
         "Paper AUC (as reported)",
     )
     rows: list[tuple[str, ...]] = []
-    for summary in summaries:
-        for class_name in summary.reported_classes:
-            row = summary.summary_row(class_name, "auc")
-            ours = format_summary_cell(row, "auc") if row is not None else "not computed"
-            paper = paper_value(summary.task, summary.evaluation, class_name, "auc")
-            rows.append(
-                (
-                    summary.task,
-                    summary.evaluation_label,
-                    class_name,
-                    ours,
-                    summary.interval_over,
-                    f"{paper.value:.3f}" if paper is not None else "—",
-                )
+    for task, evaluation, class_name in keys:
+        paper = paper_value(task, evaluation, class_name, "auc")
+        evaluation_label, interval_over = labels[(task, evaluation, class_name)]
+        rows.append(
+            (
+                task,
+                evaluation_label,
+                class_name,
+                *(cells.get((task, evaluation, class_name, model), "—") for model in models),
+                interval_over,
+                f"{paper.value:.3f}" if paper is not None else "—",
             )
+        )
     widths = [max(len(line[column]) for line in (header, *rows)) for column in range(len(header))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
@@ -352,10 +383,16 @@ def format_headline_table(summaries: Sequence[EvaluationSummary]) -> str:
     ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     for summary in summaries:
-        lines.append(f"{summary.task}, {summary.evaluation_label}: {_provenance(summary)}")
-    if any(
-        paper_value(s.task, s.evaluation, c, "auc") for s in summaries for c in s.reported_classes
-    ):
+        lines.append(
+            f"{summary.task}, {summary.evaluation_label}, {summary.model}: {_provenance(summary)}"
+        )
+    if models != [PAPER_MODEL]:
+        lines.append(
+            "Models: "
+            + "; ".join(f"{model} = {MODEL_LABELS.get(model, model)}" for model in models)
+            + ". The paper reports AUCs for its network only."
+        )
+    if any(paper_value(task, evaluation, name, "auc") for task, evaluation, name in keys):
         lines.append(f"Paper: {PAPER_CITATION}.")
     return "\n".join(lines)
 
@@ -415,8 +452,7 @@ def _write_report_files(
         paper_auc = {
             class_name: result.value
             for class_name in summary.reported_classes
-            if (result := paper_value(summary.task, summary.evaluation, class_name, "auc"))
-            is not None
+            if (result := paper_value_for(summary, class_name, "auc")) is not None
         }
         draw_roc_figure(summary, folder / paths["roc_png"], paper_auc)
         draw_confusion_figure(summary, folder / paths["confusion_png"])
@@ -439,6 +475,7 @@ def _write_report_files(
 
 def _write_tables(folder: Path, summary: EvaluationSummary, paths: Mapping[str, str]) -> None:
     provenance: dict[str, str | int] = {
+        "model": summary.model,
         "task": summary.task,
         "evaluation": summary.evaluation,
         "data": summary.description["data"],
@@ -468,6 +505,14 @@ def _template_context(
 ) -> dict[str, Any]:
     sections = [_evaluation_view(summary, files[_evaluation_key(summary)]) for summary in summaries]
     headline = [row for section in sections for row in section["headline"]]
+    headline_tables = []
+    for task in dict.fromkeys(row["task"] for row in headline):
+        task_rows = sorted(
+            (row for row in headline if row["task"] == task),
+            key=lambda row: (row["evaluation_order"], _model_order(row["model"])),
+        )
+        headline_tables.append({"task": task, "rows": task_rows})
+    models = sorted({summary.model for summary in summaries}, key=_model_order)
     decision_rules = sorted(
         {
             (summary.task, describe_decision_rule(summary.class_names, summary.positive_class))
@@ -488,6 +533,11 @@ def _template_context(
         "generated": generated,
         "notes": list(run_info.get("notes", [])),
         "headline": headline,
+        "headline_tables": headline_tables,
+        "models": [
+            {"kind": model, "label": MODEL_LABELS.get(model, model), "paper": model == PAPER_MODEL}
+            for model in models
+        ],
         "sections": sections,
         "decision_rules": decision_rules,
         "model_text": json.dumps(run_info["model"], indent=2, ensure_ascii=False)
@@ -513,7 +563,7 @@ def _evaluation_view(summary: EvaluationSummary, paths: Mapping[str, str]) -> di
         cells = []
         for class_name in classes:
             row = summary.summary_row(class_name, metric)
-            paper = paper_value(summary.task, summary.evaluation, class_name, metric)
+            paper = paper_value_for(summary, class_name, metric)
             cells.append(
                 {
                     "ours": format_summary_cell(row, metric) if row is not None else "not computed",
@@ -526,11 +576,14 @@ def _evaluation_view(summary: EvaluationSummary, paths: Mapping[str, str]) -> di
     headline = []
     for class_name in classes:
         row = summary.summary_row(class_name, "auc")
-        paper = paper_value(summary.task, summary.evaluation, class_name, "auc")
+        paper = paper_value_for(summary, class_name, "auc")
         headline.append(
             {
                 "task": summary.task,
                 "evaluation": summary.evaluation_label,
+                "evaluation_order": _evaluation_order(summary.evaluation),
+                "model": summary.model,
+                "model_label": summary.model_label,
                 "class": class_name,
                 "ours": format_summary_cell(row, "auc") if row is not None else "not computed",
                 "pooled": format_metric_value("auc", summary.pooled_auc.get(class_name, math.nan)),
@@ -574,7 +627,9 @@ def _evaluation_view(summary: EvaluationSummary, paths: Mapping[str, str]) -> di
             )
     return {
         "key": key,
-        "title": f"{summary.task.capitalize()}: {summary.evaluation_label}",
+        "title": f"{summary.task.capitalize()}: {summary.evaluation_label}, {summary.model_label}",
+        "model_label": summary.model_label,
+        "paper_model": summary.model == PAPER_MODEL,
         "caption": caption,
         "description": list(summary.description.items()),
         "n_patients": summary.n_patients,
@@ -627,20 +682,20 @@ def _check_summaries(summaries: Sequence[EvaluationSummary]) -> list[EvaluationS
     checked = list(summaries)
     if not checked:
         raise InputError("no evaluation summaries were given; the report needs at least one")
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, str, str]] = set()
     for summary in checked:
         if not isinstance(summary, EvaluationSummary):
             raise InputError(
                 f"summaries must be EvaluationSummary objects from evaluate_predictions, got "
                 f"{type(summary).__name__}"
             )
-        pair = (summary.task, summary.evaluation)
-        if pair in seen:
+        identity = (summary.model, summary.task, summary.evaluation)
+        if identity in seen:
             raise InputError(
-                f"the {summary.task} {summary.evaluation} evaluation is given twice; pass each "
-                "task and evaluation kind once"
+                f"the {summary.task} {summary.evaluation} evaluation of the {summary.model} model "
+                "is given twice; pass each model, task and evaluation kind once"
             )
-        seen.add(pair)
+        seen.add(identity)
     return checked
 
 
@@ -722,7 +777,16 @@ def _move_into_place(staging: Path, output_dir: Path) -> None:
 
 
 def _evaluation_key(summary: EvaluationSummary) -> str:
-    return re.sub(r"[^a-z0-9_]+", "-", f"{summary.task}_{summary.evaluation}".lower()).strip("-")
+    # The paper's model keeps the plain "<task>_<evaluation>" names of earlier reports.
+    name = f"{summary.task}_{summary.evaluation}"
+    if summary.model != PAPER_MODEL:
+        name += f"_{summary.model}"
+    return re.sub(r"[^a-z0-9_]+", "-", name.lower()).strip("-")
+
+
+def _evaluation_order(evaluation: str) -> int:
+    order = ("cv", "loho", "independent")
+    return order.index(evaluation) if evaluation in order else len(order)
 
 
 def _software_versions() -> dict[str, str]:

@@ -49,6 +49,15 @@ EVALUATION_LABELS: Mapping[str, str] = {
     "loho": "leave-one-hospital-out",
     "independent": "independent cohort",
 }
+#: Model kind of the seven-layer HUST-19 CF network of Ning et al. 2020; only its rows are
+#: compared with the values that paper published.
+PAPER_MODEL = "network"
+#: Model kinds with a reader-facing label; other kinds are shown by their kind name.
+MODEL_LABELS: Mapping[str, str] = {
+    "network": "HUST-19 CF network (the paper's model)",
+    "gradient-boosting": "gradient boosting (comparison model)",
+    "logistic": "logistic regression (comparison model)",
+}
 #: Coverage of the reported interval.
 CONFIDENCE_LEVEL = 0.95
 #: Fewest defined values for which the 2.5th/97.5th percentiles are used. With fewer values the
@@ -138,6 +147,8 @@ class EvaluationSummary:
     roc_per_repeat : dict of str to pandas.DataFrame
         Per reported class, the ROC curve of each repeat (``repeat``, ``fpr``, ``tpr``,
         ``threshold``).
+    model : str
+        Model kind that made the predictions (default ``"network"``, the paper's model).
     """
 
     task: str
@@ -158,6 +169,12 @@ class EvaluationSummary:
     class_counts: dict[str, int] = field(default_factory=dict)
     pooled_auc: dict[str, float] = field(default_factory=dict)
     roc_per_repeat: dict[str, pd.DataFrame] = field(default_factory=dict)
+    model: str = PAPER_MODEL
+
+    @property
+    def model_label(self) -> str:
+        """Reader-facing name of the model kind."""
+        return MODEL_LABELS.get(self.model, self.model)
 
     @property
     def reported_classes(self) -> tuple[str, ...]:
@@ -186,6 +203,8 @@ class EvaluationSummary:
             "task": self.task,
             "evaluation": self.evaluation,
             "evaluation_label": self.evaluation_label,
+            "model": self.model,
+            "model_label": self.model_label,
             "class_names": list(self.class_names),
             "positive_class": self.positive_class,
             "reported_classes": list(self.reported_classes),
@@ -225,6 +244,7 @@ def evaluate_predictions(
     class_names: Sequence[str],
     positive_class: str | None = None,
     description: Mapping[str, str],
+    model: str | None = None,
 ) -> EvaluationSummary:
     """Summarise the out-of-fold predictions of one task under one evaluation kind.
 
@@ -244,6 +264,9 @@ def evaluate_predictions(
         ``"deceased"``). Without it every class is reported with the argmax rule.
     description : mapping of str to str
         Must name the data (``"data"``) and the split (``"split"``); further keys are kept.
+    model : str, optional
+        Model kind that made the predictions. Default: the single value of the frame's optional
+        ``model`` column, or ``"network"`` when the frame has none.
 
     Returns
     -------
@@ -252,8 +275,9 @@ def evaluate_predictions(
     Raises
     ------
     InvalidPredictionsError
-        When a column is missing, the frame mixes tasks or evaluation kinds, a patient appears
-        twice in one repeat, or labels and probabilities are invalid.
+        When a column is missing, the frame mixes tasks, evaluation kinds or model kinds (or
+        its model kind differs from ``model``), a patient appears twice in one repeat, or
+        labels and probabilities are invalid.
 
     Warns
     -----
@@ -264,6 +288,7 @@ def evaluate_predictions(
     _check_task(task, names, positive_class)
     described = _check_description(description)
     frame = _check_frame(predictions, task, names)
+    model_kind = _check_model(frame, model)
     evaluation = str(frame["evaluation"].iloc[0])
     positive_index = positive_class_index(names, positive_class)
 
@@ -337,6 +362,7 @@ def evaluate_predictions(
             names[index]: _roc_per_repeat(labels == index, probabilities[:, index], repeats)
             for index in reported
         },
+        model=model_kind,
     )
 
 
@@ -441,6 +467,24 @@ def _check_task(task: str, names: tuple[str, ...], positive_class: str | None) -
             f"positive_class {positive_class!r} is not the {task} task's positive class "
             f"{expected_positive!r}"
         )
+
+
+def _check_model(frame: pd.DataFrame, model: str | None) -> str:
+    if model is not None and (not isinstance(model, str) or not model):
+        raise InvalidPredictionsError(f"model must be a non-empty string, got {model!r}")
+    if "model" not in frame.columns:
+        return model or PAPER_MODEL
+    kinds = sorted(frame["model"].astype(str).unique())
+    if len(kinds) != 1:
+        raise InvalidPredictionsError(
+            f"predictions frame mixes the model kinds {kinds}; pass one model kind at a time"
+        )
+    if model is not None and kinds[0] != model:
+        raise InvalidPredictionsError(
+            f"predictions frame contains predictions of the {kinds[0]!r} model but model={model!r} "
+            "was requested; pass the rows of that model"
+        )
+    return kinds[0]
 
 
 def _check_description(description: Mapping[str, str]) -> dict[str, str]:

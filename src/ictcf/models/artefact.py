@@ -3,13 +3,19 @@
 An artefact folder contains two files:
 
 ``artefact.json``
-    Format version, task and class names, the normalisation policy, the feature list with its
-    fallback normal ranges, the network configuration, the SHA-256 of the training data, the
-    package version, training counts, optional cross-validation metrics and the SHA-256 of
-    the weights file.
-``weights.pt``
+    Format version, model kind, task and class names, the normalisation policy, the feature
+    list with its fallback normal ranges, the model configuration, the SHA-256 of the training
+    data, the package version, training counts, optional cross-validation metrics and the
+    SHA-256 of the weights file.
+``weights.pt`` (kind ``"network"``)
     The network's ``state_dict`` (loaded with ``torch.load(weights_only=True)``).
+``estimator.joblib`` (kinds ``"gradient-boosting"`` and ``"logistic"``)
+    The fitted scikit-learn estimator, written with ``joblib``. Unpickling runs code, so the
+    file's SHA-256 is compared with the value in ``artefact.json`` before it is loaded; a
+    changed or substituted file is rejected unread. Only load artefacts from a source you trust,
+    because whoever can rewrite both files can also rewrite the hash.
 
+Format version 1 (network only, configuration under ``network_config``) is still read.
 A folder is written under a temporary name and renamed into place, so an interrupted save
 leaves no half-written artefact behind.
 """
@@ -26,25 +32,41 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy as np
 import pandas as pd
+import sklearn
 import torch
 
 from ictcf import __version__
-from ictcf.errors import ModelError
+from ictcf.errors import InputError, ModelError
 from ictcf.features.cf_features import CFFeature, NormalisationPolicy
 from ictcf.models.cf_model import CFModel
 from ictcf.models.cf_network import CFNetwork, CFNetworkConfig, n_outputs_for
+from ictcf.models.estimators import (
+    MODEL_KINDS,
+    NETWORK_KIND,
+    Estimator,
+    model_config_from_dict,
+)
 from ictcf.models.tasks import get_task
 
 logger = logging.getLogger(__name__)
 
-#: Version of the artefact layout; bump it when a field changes meaning.
-ARTEFACT_FORMAT_VERSION = 1
+#: Version of the artefact layout written now; bump it when a field changes meaning.
+ARTEFACT_FORMAT_VERSION = 2
+#: Versions this ictcf reads: 1 (network only) and 2 (every model kind).
+READABLE_FORMAT_VERSIONS = (1, 2)
 #: Marks the JSON file as an ictcf CF model (guards against loading an unrelated folder).
 ARTEFACT_KIND = "ictcf-cf-model"
 METADATA_FILE = "artefact.json"
 WEIGHTS_FILE = "weights.pt"
+ESTIMATOR_FILE = "estimator.joblib"
+#: scikit-learn class expected in the estimator file of each comparison kind.
+ESTIMATOR_CLASSES: dict[str, str] = {
+    "gradient-boosting": "HistGradientBoostingClassifier",
+    "logistic": "LogisticRegression",
+}
 
 #: Patient columns that enter the training-data hash (the model's inputs and labels).
 HASHED_PATIENT_COLUMNS = [
@@ -180,26 +202,27 @@ def save_model(
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
-        weights_path = staging / WEIGHTS_FILE
-        torch.save(model.network.state_dict(), weights_path)
+        weights_path = _write_weights(model, staging)
         metadata = {
             "kind": ARTEFACT_KIND,
             "format_version": ARTEFACT_FORMAT_VERSION,
+            "model_kind": model.kind,
             "package_version": __version__,
             "torch_version": torch.__version__,
+            "sklearn_version": sklearn.__version__,
             "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "task": model.task.name,
             "class_names": list(model.task.class_names),
             "positive_class": model.task.positive_class,
-            "n_inputs": model.network.n_inputs,
+            "n_inputs": model.n_inputs,
             "feature_names": list(model.feature_names),
             "features": [feature.to_dict() for feature in model.features],
             "normalisation_policy": model.policy.to_dict(),
-            "network_config": model.config.to_dict(),
+            "model_config": model.config.to_dict(),
             "training": _json_ready(model.training),
             "training_data_sha256": training_sha256,
             "cv_metrics": _json_ready(cv_metrics) if cv_metrics is not None else None,
-            "weights_file": WEIGHTS_FILE,
+            "weights_file": weights_path.name,
             "weights_sha256": _file_sha256(weights_path),
         }
         (staging / METADATA_FILE).write_text(
@@ -211,8 +234,20 @@ def save_model(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    logger.info("saved the %s model", model.task.name)
+    logger.info("saved the %s %s model", model.task.name, model.kind)
     return folder
+
+
+def _write_weights(model: CFModel, folder: Path) -> Path:
+    if model.network is not None:
+        path = folder / WEIGHTS_FILE
+        torch.save(model.network.state_dict(), path)
+        return path
+    if model.estimator is None:
+        raise ModelError(f"The {model.kind} model has no fitted estimator to save.")
+    path = folder / ESTIMATOR_FILE
+    joblib.dump(model.estimator, path)
+    return path
 
 
 def _read_metadata(folder: Path) -> dict[str, Any]:
@@ -238,12 +273,21 @@ def _read_metadata(folder: Path) -> dict[str, Any]:
             f"{metadata.get('kind') if isinstance(metadata, dict) else None!r})."
         )
     version = metadata.get("format_version")
-    if version != ARTEFACT_FORMAT_VERSION:
+    if version not in READABLE_FORMAT_VERSIONS:
         raise ModelError(
             f"Model artefact {folder} has format version {version!r}, but this ictcf "
-            f"{__version__} reads version {ARTEFACT_FORMAT_VERSION}; train the model again "
-            "with this version."
+            f"{__version__} reads versions "
+            f"{', '.join(str(known) for known in READABLE_FORMAT_VERSIONS)}; train the model "
+            "again with this version."
         )
+    kind = metadata.get("model_kind", NETWORK_KIND) if version >= 2 else NETWORK_KIND
+    if kind not in MODEL_KINDS:
+        raise ModelError(
+            f"Model artefact {folder} has the unknown model kind {kind!r}; this ictcf "
+            f"{__version__} reads {', '.join(MODEL_KINDS)}. Train the model again with this "
+            "version."
+        )
+    metadata["model_kind"] = kind
     return metadata
 
 
@@ -262,8 +306,9 @@ def load_model(folder: Path) -> LoadedArtefact:
     Raises
     ------
     ModelError
-        If the folder, ``artefact.json`` or the weights are missing, the format version differs,
-        the weights do not match their recorded SHA-256 or the network layout.
+        If the folder, ``artefact.json`` or the weights are missing, the format version or
+        model kind is unknown, the weights do not match their recorded SHA-256 (checked before
+        anything is unpickled) or the model layout.
     """
     folder = Path(folder)
     metadata = _read_metadata(folder)
@@ -281,11 +326,13 @@ def load_model(folder: Path) -> LoadedArtefact:
     try:
         task = get_task(str(metadata["task"]))
         policy = NormalisationPolicy.from_dict(metadata["normalisation_policy"])
-        config = CFNetworkConfig.from_dict(metadata["network_config"])
+        kind = str(metadata["model_kind"])
+        config_key = "network_config" if metadata["format_version"] == 1 else "model_config"
+        config = model_config_from_dict(kind, dict(metadata[config_key]))
         features = [CFFeature.from_dict(item) for item in metadata["features"]]
         feature_names = [str(name) for name in metadata["feature_names"]]
         n_inputs = int(metadata["n_inputs"])
-    except (KeyError, TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError, InputError) as err:
         raise ModelError(
             f"{folder / METADATA_FILE} lacks or has an invalid field ({err}); train the model "
             "again."
@@ -296,9 +343,29 @@ def load_model(folder: Path) -> LoadedArtefact:
             f"{task.name} task has {list(task.class_names)}; train the model again."
         )
 
-    network = CFNetwork(
-        n_inputs, n_outputs_for(task.n_classes), config.hidden_sizes, config.dropout
+    network: CFNetwork | None = None
+    estimator: Estimator | None = None
+    if isinstance(config, CFNetworkConfig):
+        network = _load_network(weights_path, config, n_inputs, task.n_classes)
+    else:
+        estimator = _load_estimator(weights_path, kind, n_inputs)
+    model = CFModel(
+        task=task,
+        policy=policy,
+        features=features,
+        feature_names=feature_names,
+        config=config,
+        network=network,
+        training=dict(metadata.get("training") or {}),
+        estimator=estimator,
     )
+    return LoadedArtefact(model=model, metadata=metadata, path=folder)
+
+
+def _load_network(
+    weights_path: Path, config: CFNetworkConfig, n_inputs: int, n_classes: int
+) -> CFNetwork:
+    network = CFNetwork(n_inputs, n_outputs_for(n_classes), config.hidden_sizes, config.dropout)
     try:
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
         network.load_state_dict(state)
@@ -308,13 +375,29 @@ def load_model(folder: Path) -> LoadedArtefact:
             f"{METADATA_FILE} ({err.__class__.__name__}); train the model again."
         ) from err
     network.eval()
-    model = CFModel(
-        task=task,
-        policy=policy,
-        features=features,
-        feature_names=feature_names,
-        config=config,
-        network=network,
-        training=dict(metadata.get("training") or {}),
-    )
-    return LoadedArtefact(model=model, metadata=metadata, path=folder)
+    return network
+
+
+def _load_estimator(path: Path, kind: str, n_inputs: int) -> Estimator:
+    # The caller has already compared the file's SHA-256 with artefact.json, so only the file
+    # that was saved with this metadata reaches the unpickler.
+    try:
+        estimator = joblib.load(path)
+    except Exception as err:
+        raise ModelError(
+            f"The estimator file {path} could not be read ({err.__class__.__name__}: {err}); "
+            "it may come from another scikit-learn version. Train the model again."
+        ) from err
+    expected = ESTIMATOR_CLASSES[kind]
+    if type(estimator).__name__ != expected:
+        raise ModelError(
+            f"The estimator file {path} holds a {type(estimator).__name__}, but a {kind} model "
+            f"needs a {expected}; train the model again."
+        )
+    if int(getattr(estimator, "n_features_in_", -1)) != n_inputs:
+        raise ModelError(
+            f"The estimator in {path} takes {getattr(estimator, 'n_features_in_', None)} "
+            f"features, but {METADATA_FILE} lists {n_inputs}; train the model again."
+        )
+    fitted: Estimator = estimator
+    return fitted

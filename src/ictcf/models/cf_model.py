@@ -1,8 +1,10 @@
-"""A fitted CF model: task, feature list, normalisation policy and trained network together.
+"""A fitted CF model: task, feature list, normalisation policy and trained model together.
 
-:func:`fit_cf_model` chooses the feature list from the patients it is given, builds their
-features and trains the network. Everything it learns comes from those patients only, so a
-cross-validation test fold stays out of training.
+The model is the paper's network (kind ``"network"``) or a comparison model of
+``ictcf.models.estimators`` (``"gradient-boosting"``, ``"logistic"``). :func:`fit_cf_model`
+chooses the feature list from the patients it is given, builds their features and trains the
+model. Everything it learns comes from those patients only, so a cross-validation test fold
+stays out of training.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ictcf.errors import InputError
+from ictcf.errors import InputError, ModelError
 from ictcf.features.cf_features import (
     CFFeature,
     NormalisationPolicy,
@@ -28,6 +30,13 @@ from ictcf.models.cf_network import (
     predict_probabilities,
     train_cf_network,
 )
+from ictcf.models.estimators import (
+    Estimator,
+    ModelConfig,
+    estimator_probabilities,
+    fit_estimator,
+    model_kind_of,
+)
 from ictcf.models.tasks import TaskSpec, labelled_patients
 
 logger = logging.getLogger(__name__)
@@ -35,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class CFModel:
-    """A trained HUST-19 CF model for one task.
+    """A trained CF model for one task.
 
     Attributes
     ----------
@@ -45,19 +54,35 @@ class CFModel:
         CF columns chosen from the training patients.
     feature_names : list of str
         All matrix columns (basic features, then CFs).
-    config : CFNetworkConfig
-    network : CFNetwork
+    config : CFNetworkConfig, GradientBoostingConfig or LogisticConfig
+        Hyperparameters; its type decides the model kind.
+    network : CFNetwork or None
+        The trained network of kind ``"network"``, else None.
     training : dict
-        ``n_patients``, ``class_counts``, ``class_weights``, ``best_epoch``, ``epochs_run``.
+        ``n_patients``, ``class_counts``, ``class_weights``, and for the network
+        ``best_epoch`` and ``epochs_run``.
+    estimator : HistGradientBoostingClassifier, LogisticRegression or None
+        The fitted comparison model of the other kinds, else None.
     """
 
     task: TaskSpec
     policy: NormalisationPolicy
     features: list[CFFeature]
     feature_names: list[str]
-    config: CFNetworkConfig
-    network: CFNetwork
+    config: ModelConfig
+    network: CFNetwork | None
     training: dict[str, Any]
+    estimator: Estimator | None = None
+
+    @property
+    def kind(self) -> str:
+        """Model kind: ``"network"``, ``"gradient-boosting"`` or ``"logistic"``."""
+        return model_kind_of(self.config)
+
+    @property
+    def n_inputs(self) -> int:
+        """Number of features the model takes per patient."""
+        return len(self.feature_names)
 
     def predict_proba(self, patients: pd.DataFrame, measurements: pd.DataFrame) -> np.ndarray:
         """Return class probabilities of shape (n_patients, n_classes), rows in patient order."""
@@ -69,8 +94,17 @@ class CFModel:
                 "The features built for prediction differ from the model's feature list; "
                 "the normalisation policy stored with the model was changed."
             )
-        return predict_probabilities(
-            self.network,
+        if isinstance(self.config, CFNetworkConfig) and self.network is not None:
+            return predict_probabilities(
+                self.network,
+                matrix.X,
+                n_classes=self.task.n_classes,
+                n_threads=self.config.n_threads,
+            )
+        if self.estimator is None:
+            raise ModelError(f"The {self.kind} model has no fitted estimator; train it again.")
+        return estimator_probabilities(
+            self.estimator,
             matrix.X,
             n_classes=self.task.n_classes,
             n_threads=self.config.n_threads,
@@ -113,16 +147,16 @@ def predicted_class_names(probabilities: np.ndarray, task: TaskSpec) -> list[str
     return [task.class_names[index] for index in np.argmax(probabilities, axis=1)]
 
 
-def fit_features_and_network(
+def fit_features_and_model(
     patients: pd.DataFrame,
     labels: np.ndarray,
     measurements: pd.DataFrame,
     task: TaskSpec,
     *,
     policy: NormalisationPolicy,
-    config: CFNetworkConfig,
+    config: ModelConfig,
 ) -> CFModel:
-    """Choose features from ``patients``, build their matrix and train the network.
+    """Choose features from ``patients``, build their matrix and train the model.
 
     Parameters
     ----------
@@ -132,8 +166,10 @@ def fit_features_and_network(
         Class index of each patient.
     measurements : DataFrame
         Long layout; rows of other patients are ignored.
-    task, policy, config
-        Task definition, normalisation choices and network hyperparameters.
+    task, policy
+        Task definition and normalisation choices.
+    config : CFNetworkConfig, GradientBoostingConfig or LogisticConfig
+        Hyperparameters; the type chooses the model kind.
 
     Returns
     -------
@@ -141,26 +177,37 @@ def fit_features_and_network(
     """
     features = select_features(patients, measurements, policy=policy)
     matrix = build_feature_matrix(patients, measurements, features=features, policy=policy)
-    result: TrainingResult = train_cf_network(
-        matrix.X, labels, n_classes=task.n_classes, config=config
-    )
     counts = np.bincount(labels, minlength=task.n_classes)
+    training: dict[str, Any] = {
+        "n_patients": len(patients),
+        "class_counts": {
+            name: int(count) for name, count in zip(task.class_names, counts, strict=True)
+        },
+    }
+    network: CFNetwork | None = None
+    estimator: Estimator | None = None
+    if isinstance(config, CFNetworkConfig):
+        result: TrainingResult = train_cf_network(
+            matrix.X, labels, n_classes=task.n_classes, config=config
+        )
+        network = result.network
+        class_weights = result.class_weights
+        training["best_epoch"] = result.best_epoch
+        training["epochs_run"] = result.epochs_run
+    else:
+        estimator, class_weights = fit_estimator(
+            matrix.X, labels, n_classes=task.n_classes, config=config
+        )
+    training["class_weights"] = dict(zip(task.class_names, class_weights, strict=True))
     return CFModel(
         task=task,
         policy=policy,
         features=features,
         feature_names=matrix.feature_names,
         config=config,
-        network=result.network,
-        training={
-            "n_patients": len(patients),
-            "class_counts": {
-                name: int(count) for name, count in zip(task.class_names, counts, strict=True)
-            },
-            "class_weights": dict(zip(task.class_names, result.class_weights, strict=True)),
-            "best_epoch": result.best_epoch,
-            "epochs_run": result.epochs_run,
-        },
+        network=network,
+        training=training,
+        estimator=estimator,
     )
 
 
@@ -170,7 +217,7 @@ def fit_cf_model(
     task: TaskSpec,
     *,
     policy: NormalisationPolicy | None = None,
-    config: CFNetworkConfig | None = None,
+    config: ModelConfig | None = None,
 ) -> CFModel:
     """Fit the final model of ``task`` on every eligible patient of ``patients``.
 
@@ -187,8 +234,8 @@ def fit_cf_model(
         ``ictcf.models.tasks.MORBIDITY`` or ``MORTALITY``.
     policy : NormalisationPolicy, optional
         Default ``NormalisationPolicy()``.
-    config : CFNetworkConfig, optional
-        Default ``CFNetworkConfig()``.
+    config : CFNetworkConfig, GradientBoostingConfig or LogisticConfig, optional
+        Hyperparameters; the type chooses the model kind. Default ``CFNetworkConfig()``.
 
     Returns
     -------
@@ -207,7 +254,9 @@ def fit_cf_model(
             f"The {task.name} task needs labelled patients of at least two classes; "
             f"found {len(eligible)} labelled patients. Import an export with labels first."
         )
-    logger.info("fitting the %s model on %d patients", task.name, len(eligible))
-    return fit_features_and_network(
+    logger.info(
+        "fitting the %s %s model on %d patients", task.name, model_kind_of(config), len(eligible)
+    )
+    return fit_features_and_model(
         eligible, labels, measurements, task, policy=policy, config=config
     )
