@@ -211,6 +211,7 @@ def cross_validate_tasks(
     hospital_holdout: bool = True,
     data_label: str = "patients from the database",
     progress: bool = False,
+    jobs: int = 1,
 ) -> CrossValidationRun:
     """Cross-validate the CF models of each task and, optionally, leave one hospital out.
 
@@ -238,6 +239,9 @@ def cross_validate_tasks(
         ``"iCTCF export patient_cohort1.txt sha256 3dfc…, cohort1"``.
     progress : bool, optional
         Draw progress bars.
+    jobs : int, optional
+        Worker processes fitting cross-validation folds at the same time (default 1); the
+        results are identical for any value.
 
     Returns
     -------
@@ -273,6 +277,7 @@ def cross_validate_tasks(
                 hospital_holdout=hospital_holdout,
                 data=data,
                 progress=progress,
+                jobs=jobs,
             )
             frames.extend(step.frames)
             summaries.extend(step.summaries)
@@ -309,6 +314,7 @@ def _cross_validate_one_model(
     hospital_holdout: bool,
     data: str,
     progress: bool,
+    jobs: int,
 ) -> _ModelStep:
     kind = model_kind_of(config)
     step = _ModelStep()
@@ -323,6 +329,7 @@ def _cross_validate_one_model(
         policy=policy,
         config=config,
         progress=progress,
+        jobs=jobs,
     )
     step.durations_s[f"{task.name} {kind} cv"] = time.perf_counter() - started
     step.frames.append(predictions)
@@ -602,6 +609,7 @@ def run_demo(
     policy: NormalisationPolicy | None = None,
     config: CFNetworkConfig | None = None,
     models: Sequence[str] = DEMO_MODELS,
+    jobs: int = 1,
 ) -> DemoResult:
     """Run the main job: locate or fetch the export, import it, cross-validate, report.
 
@@ -630,6 +638,9 @@ def run_demo(
         Normalisation policy and network configuration.
     models : sequence of str, optional
         Model kinds (default :data:`DEMO_MODELS`: the network and gradient boosting).
+    jobs : int, optional
+        Worker processes fitting cross-validation folds at the same time (default 1); the
+        results are identical for any value.
 
     Returns
     -------
@@ -699,6 +710,7 @@ def run_demo(
         models=models,
         data_label=f"{data_label}, {training_label}",
         progress=progress,
+        jobs=jobs,
     )
     durations.update(run.durations_s)
 
@@ -776,11 +788,14 @@ class TrainedModel:
         SHA-256 of the patients and measurements the model was fitted on.
     cv_summary : EvaluationSummary or None
         Cross-validation of the same recipe on the same data, when requested.
+    training_source_ids : list of str
+        ``source_id`` of every patient the model was fitted on.
     """
 
     model: CFModel
     training_sha256: str
     cv_summary: EvaluationSummary | None = None
+    training_source_ids: list[str] = field(default_factory=list)
 
 
 def train_final_model(
@@ -795,6 +810,7 @@ def train_final_model(
     seed: int = 0,
     data_label: str = "patients from the database",
     progress: bool = False,
+    jobs: int = 1,
 ) -> TrainedModel:
     """Fit the final model of ``task`` on all eligible patients, optionally cross-validating first.
 
@@ -812,6 +828,8 @@ def train_final_model(
     folds, seed : int, optional
     data_label : str, optional
         Names the data in the CV summary.
+    jobs : int, optional
+        Worker processes for the optional cross-validation (default 1).
     progress : bool, optional
 
     Returns
@@ -836,6 +854,7 @@ def train_final_model(
             hospital_holdout=False,
             data_label=data_label,
             progress=progress,
+            jobs=jobs,
         )
         cv_summary = run.summaries[0]
     model = fit_cf_model(patients, measurements, task, policy=policy, config=config)
@@ -843,7 +862,104 @@ def train_final_model(
         model=model,
         training_sha256=training_data_sha256(eligible, measurements),
         cv_summary=cv_summary,
+        training_source_ids=sorted(str(source_id) for source_id in eligible["source_id"]),
     )
+
+
+#: Patient numbers listed in an overlap error before the rest are only counted.
+MAX_OVERLAP_SHOWN = 5
+
+
+@dataclass
+class OverlapCheck:
+    """How the patients of an evaluation relate to a model's training patients.
+
+    Attributes
+    ----------
+    checked : bool
+        False when the artefact predates recorded training patients.
+    overlapping : list of str
+        ``source_id`` of the evaluated patients the model was trained on, sorted.
+    notes : list of str
+        Lines for the report: why nothing could be checked, or that overlap was allowed.
+    """
+
+    checked: bool
+    overlapping: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def check_training_overlap(
+    training_source_ids: frozenset[str] | None,
+    patients: pd.DataFrame,
+    *,
+    allow_overlap: bool = False,
+) -> OverlapCheck:
+    """Reject an evaluation on patients the model was trained on.
+
+    Patients are matched by ``source_id`` (the export's patient number, such as
+    ``Patient 17``).
+
+    Parameters
+    ----------
+    training_source_ids : frozenset of str or None
+        ``LoadedArtefact.training_source_ids``; None for an artefact that did not record
+        them, which is allowed with a logged warning and a note.
+    patients : DataFrame
+        The patients to evaluate (column ``source_id``).
+    allow_overlap : bool, optional
+        Report overlapping patients in the notes instead of raising (default False).
+
+    Returns
+    -------
+    OverlapCheck
+
+    Raises
+    ------
+    InputError
+        If any patient is among the training patients and ``allow_overlap`` is False.
+    """
+    if training_source_ids is None:
+        logger.warning(
+            "the model artefact does not record its training patients, so overlap with the "
+            "evaluated patients cannot be checked"
+        )
+        return OverlapCheck(
+            checked=False,
+            notes=[
+                "Independence not checked: the model artefact does not record its training "
+                "patients (it was written by an older ictcf). Train it again so that overlap "
+                "is rejected."
+            ],
+        )
+    evaluated = {str(source_id) for source_id in patients["source_id"]}
+    overlapping = sorted(evaluated & training_source_ids, key=_source_id_order)
+    if not overlapping:
+        return OverlapCheck(checked=True)
+    shown = ", ".join(overlapping[:MAX_OVERLAP_SHOWN])
+    more = len(overlapping) - MAX_OVERLAP_SHOWN
+    listed = shown + (f" and {more} more" if more > 0 else "")
+    if not allow_overlap:
+        raise InputError(
+            f"{len(overlapping)} of the {len(evaluated)} patients to evaluate were used to "
+            f"train the model ({listed}), so this is not an independent cohort. Evaluate on "
+            "patients outside the training data, or pass --allow-overlap to report the "
+            "overlap as such."
+        )
+    return OverlapCheck(
+        checked=True,
+        overlapping=overlapping,
+        notes=[
+            f"NOT AN INDEPENDENT COHORT: {len(overlapping)} of the {len(evaluated)} evaluated "
+            f"patients were used to train the model ({listed}); --allow-overlap was given. "
+            "These results overstate performance on new patients."
+        ],
+    )
+
+
+def _source_id_order(source_id: str) -> tuple[int, str]:
+    digits = "".join(character for character in source_id if character.isdigit())
+    return (int(digits) if digits else -1, source_id)
 
 
 def evaluate_independent(
@@ -852,8 +968,13 @@ def evaluate_independent(
     measurements: pd.DataFrame,
     *,
     data_label: str,
+    overlapping: int = 0,
 ) -> tuple[pd.DataFrame, EvaluationSummary]:
     """Score an independent cohort with a trained model and summarise the metrics.
+
+    ``overlapping`` is the number of these patients the model was trained on (see
+    :func:`check_training_overlap`); when positive, the split description says the data is
+    not independent.
 
     Returns
     -------
@@ -868,7 +989,12 @@ def evaluate_independent(
         {
             "data": f"{data_label}, {predictions['patient_id'].nunique()} patients labelled "
             f"for {model.task.name}",
-            "split": "independent cohort: model trained on other data, applied without retraining",
+            "split": (
+                "independent cohort: model trained on other data, applied without retraining"
+                if overlapping == 0
+                else f"NOT independent: {overlapping} of these patients were used to train the "
+                "model (--allow-overlap); model applied without retraining"
+            ),
         },
     )
     return predictions, summary
@@ -881,8 +1007,10 @@ __all__ = [
     "CrossValidationRun",
     "DemoResult",
     "ImportedExport",
+    "OverlapCheck",
     "TrainedModel",
     "build_run_info",
+    "check_training_overlap",
     "cross_validate_tasks",
     "describe_models",
     "evaluate_independent",

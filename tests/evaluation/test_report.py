@@ -144,7 +144,7 @@ def test_summary_csv_names_data_and_split(written: Path) -> None:
     assert set(table["data"]) == {LOHO_DATA}
     assert set(table["split"]) == {LOHO_SPLIT}
     assert set(table["n_repeats"]) == {1}
-    assert set(table["over"]) == {"folds"}
+    assert set(table["over"]) == {"hospitals"}
 
 
 def test_html_shows_our_numbers_beside_paper(
@@ -478,7 +478,7 @@ def test_format_summary_cell_cases() -> None:
     )
     assert format_summary_cell(row(0.25, -0.1, 0.6, 10, 0), "mcc") == "0.250 (-0.100 to 0.600)"
     assert format_summary_cell(row(nan, nan, nan, 0, 10), "auc") == "undefined (10 of 10 repeats)"
-    assert format_summary_cell(row(0.8, nan, nan, 1, 0), "auc") == "0.800"
+    assert format_summary_cell(row(0.8, nan, nan, 1, 0), "auc") == "0.800 (n/a: 1 repeat)"
 
 
 @pytest.fixture(scope="module")
@@ -586,3 +586,18 @@ def test_headline_table_puts_models_side_by_side(two_models: list[EvaluationSumm
     assert control.rstrip().endswith("0.882")
     assert len([line for line in lines if " deceased " in line]) == 1
     assert any("network = HUST-19 CF network (the paper's model)" in line for line in lines)
+
+
+def test_loho_interval_absent_in_files(written: Path) -> None:
+    folder = written.parent
+    document = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    loho = next(entry for entry in document["evaluations"] if entry["evaluation"] == "loho")
+    auc = next(
+        row for row in loho["summary"] if row["metric"] == "auc" and row["class"] == "deceased"
+    )
+
+    assert auc["ci_low"] is None and auc["ci_high"] is None
+    assert auc["interval_method"] == "none"
+    assert auc["n_defined"] == 2 and auc["over"] == "hospitals"
+    assert "n/a: 2 hospitals" in written.read_text(encoding="utf-8")
+    assert "n/a: 2 hospitals" in (folder / "report.md").read_text(encoding="utf-8")

@@ -19,6 +19,7 @@ from ictcf.evaluation.metrics import (
     UndefinedMetricWarning,
     one_vs_rest_metrics,
 )
+from ictcf.evaluation.report import format_summary_cell
 from ictcf.evaluation.summary import (
     SUMMARY_COLUMNS,
     TASK_CLASS_NAMES,
@@ -307,7 +308,33 @@ def test_loho_fold_labels_are_kept() -> None:
     assert set(summary.per_fold["fold_label"]) == {"test=Liyuan", "test=Union"}
     row = summary.summary_row("type_i", "auc")
     assert row is not None
-    assert row["interval_method"] == "t"
+    assert row["interval_method"] == "none"
+    assert row["over"] == "hospitals"
+    assert summary.interval_over == "hospitals"
+
+
+def test_two_values_give_no_interval() -> None:
+    # A t interval from two values spans nearly the whole range ("0.847 (0.000-1.000)").
+    row = summarise_values([0.80, 0.894], "auc")
+    assert row["mean"] == pytest.approx(0.847)
+    assert math.isnan(row["ci_low"]) and math.isnan(row["ci_high"])
+    assert row["interval_method"] == "none"
+    three = summarise_values([0.80, 0.894, 0.85], "auc")
+    assert three["interval_method"] == "t"
+
+
+def test_loho_cell_shows_na() -> None:
+    frame = make_predictions(n_repeats=1, n_folds=2, n_patients=40, evaluation="loho")
+    frame["fold_label"] = np.where(frame["fold"] == 0, "test=Liyuan", "test=Union")
+    summary = evaluate_morbidity(frame)
+    row = summary.summary_row("type_i", "auc")
+    assert row is not None
+
+    cell = format_summary_cell(row, "auc")
+
+    assert cell.endswith("(n/a: 2 hospitals)")
+    assert "0.000" not in cell
+    assert format_summary_cell({**row, "n_defined": 1}, "auc").endswith("(n/a: 1 hospital)")
 
 
 def test_model_defaults_to_network() -> None:

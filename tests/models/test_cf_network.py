@@ -141,7 +141,10 @@ def test_fit_model_predicts_every_patient() -> None:
         "prob_type_i",
         "prob_type_ii",
         "predicted_class",
+        "n_cfs_measured",
+        "note",
     ]
+    assert (frame["note"] == "").all()
     assert set(frame["predicted_class"]) <= set(MORBIDITY.class_names)
     trained_on = model.training["n_patients"]
     assert trained_on == int((patients["morbidity_type"] != "suspected").sum())
@@ -150,9 +153,36 @@ def test_fit_model_predicts_every_patient() -> None:
 def test_mortality_model_decision_threshold() -> None:
     patients, measurements = synthetic_frames(200, seed=2)
     model = fit_cf_model(patients, measurements, MORTALITY, config=FAST)
-    frame = model.predict_frame(patients, measurements)
+    frame = model.predict_frame(patients, measurements, min_measured_cfs=0)
     expected = np.where(frame["prob_deceased"] >= 0.5, "deceased", "cured")
     np.testing.assert_array_equal(frame["predicted_class"], expected)
     assert model.training["class_counts"]["deceased"] == int(
         (patients["outcome"] == "deceased").sum()
     )
+
+
+def test_sparse_patients_not_scored(caplog: pytest.LogCaptureFixture) -> None:
+    patients, measurements = synthetic_frames(150, seed=1)
+    model = fit_cf_model(patients, measurements, MORBIDITY, config=FAST)
+    empty_id, sparse_id = (int(key) for key in patients["patient_id"].iloc[:2])
+    sparse_cfs = measurements.loc[measurements["patient_id"] == sparse_id, "abbreviation"]
+    kept = sparse_cfs[sparse_cfs.isin([f.abbreviation for f in model.features])].iloc[:2]
+    measurements = measurements[
+        (measurements["patient_id"] != empty_id)
+        & ((measurements["patient_id"] != sparse_id) | measurements.index.isin(kept.index))
+    ]
+
+    with caplog.at_level("WARNING", logger="ictcf.models.cf_model"):
+        frame = model.predict_frame(patients, measurements)
+
+    assert frame["n_cfs_measured"].iloc[0] == 0
+    assert frame["n_cfs_measured"].iloc[1] == 2
+    for row in (0, 1):
+        assert frame[list(MORBIDITY.probability_columns)].iloc[row].isna().all()
+        assert frame["predicted_class"].iloc[row] == ""
+        assert frame["note"].iloc[row].startswith("not scored: ")
+        assert "at least 3 needed" in frame["note"].iloc[row]
+    assert frame.iloc[2:][list(MORBIDITY.probability_columns)].notna().all().all()
+    assert "2 of 150 patients were not scored" in caplog.text
+    # The threshold is a parameter: with 0 every patient is scored from the defaults.
+    assert model.predict_frame(patients, measurements, min_measured_cfs=0)["note"].eq("").all()

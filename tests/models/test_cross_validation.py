@@ -298,3 +298,26 @@ def test_comparison_loho_trains_without_test_hospital(kind: str) -> None:
     assert calls == [{"Union"}, {"Liyuan"}]
     assert set(predictions["model"]) == {kind}
     assert list(predictions["fold_label"].unique()) == ["test=Liyuan", "test=Union"]
+
+
+@pytest.mark.parametrize(
+    "config",
+    [CFNetworkConfig(max_epochs=10, patience=3, batch_size=64), GradientBoostingConfig()],
+    ids=["network", "gradient-boosting"],
+)
+def test_parallel_folds_match_in_process(
+    frames: tuple[pd.DataFrame, pd.DataFrame], config: Any
+) -> None:
+    patients, measurements = frames
+    settings: dict[str, Any] = {"folds": 3, "repeats": 2, "seed": 5, "config": config}
+
+    in_process = cross_validate(patients, measurements, MORTALITY, jobs=1, **settings)
+    parallel = cross_validate(patients, measurements, MORTALITY, jobs=2, **settings)
+
+    pd.testing.assert_frame_equal(in_process, parallel, check_exact=True)
+
+
+def test_jobs_must_be_positive(frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    patients, measurements = frames
+    with pytest.raises(InputError, match="Invalid number of jobs 0"):
+        cross_validate(patients, measurements, MORTALITY, jobs=0)

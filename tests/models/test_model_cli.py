@@ -17,7 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 from ictcf.cli.main import cli
-from ictcf.db.session import open_database
+from ictcf.db.queries import load_patients
+from ictcf.db.session import open_database, session_scope
 from ictcf.errors import InputError, ModelError
 from ictcf.ingest.importer import import_ictcf_export
 
@@ -108,6 +109,8 @@ def test_train_predict_evaluate(
         "prob_type_i",
         "prob_type_ii",
         "predicted_class",
+        "n_cfs_measured",
+        "note",
     ]
     assert len(scored) > 0
     assert (scored["label"] == "").all()
@@ -139,7 +142,7 @@ def test_train_predict_evaluate(
         imported,
     )
     assert isinstance(result.exception, InputError)  # type: ignore[attr-defined]
-    assert "Patients not found: Patient 99999" in str(result.exception)  # type: ignore[attr-defined]
+    assert "Patients not found: Patient 99999. Give an iCTCF number" in str(result.exception)  # type: ignore[attr-defined]
 
     export_csv = tmp_path / "export.csv"
     result = _invoke(
@@ -213,6 +216,7 @@ def test_cross_validate_command(imported_sqlite: str, tmp_path: Path) -> None:
 
 
 def test_cross_validate_empty_database(sqlite_url: str) -> None:
+    open_database(sqlite_url).kw["bind"].dispose()  # an existing database without patients
     result = _invoke("cross-validate", "--database-url", sqlite_url)
     assert isinstance(result.exception, InputError)  # type: ignore[attr-defined]
     assert "No patients found in the database" in str(result.exception)  # type: ignore[attr-defined]
@@ -307,7 +311,9 @@ def test_train_predict_evaluate_comparison_model(
     )
     assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
     lines = result.output.strip().splitlines()  # type: ignore[attr-defined]
-    assert lines[0] == "source_id,hospital,label,prob_cured,prob_deceased,predicted_class"
+    assert lines[0] == (
+        "source_id,hospital,label,prob_cured,prob_deceased,predicted_class,n_cfs_measured,note"
+    )
     assert lines[1].startswith("Patient 1,")
 
     report_dir = tmp_path / "independent-report"
@@ -322,3 +328,126 @@ def test_train_predict_evaluate_comparison_model(
     predictions = pd.read_csv(report_dir / "predictions.csv")
     assert set(predictions["model"]) == {kind}
     assert len(predictions) <= n_independent
+
+
+def _train_logistic(database_url: str, folder: Path) -> Path:
+    result = _invoke(
+        "train", "--task", "mortality", "--model", "logistic", "--database-url", database_url,
+        "--output", str(folder),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    return folder
+
+
+def _patient_ids(database_url: str) -> dict[str, int]:
+    factory = open_database(database_url, create=False)
+    with session_scope(factory) as session:
+        patients = load_patients(session)
+    factory.kw["bind"].dispose()
+    return dict(zip(patients["source_id"], patients["patient_id"].astype(int), strict=True))
+
+
+def test_predict_accepts_import_key_forms(imported_sqlite: str, tmp_path: Path) -> None:
+    model_dir = _train_logistic(imported_sqlite, tmp_path / "model")
+    internal = _patient_ids(imported_sqlite)["Patient 5"]
+
+    result = _invoke(
+        "predict", "--model", str(model_dir), "--patients", "1", "--patients", f"id:{internal}",
+        "--patients", "patient 9", "--database-url", imported_sqlite,
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    lines = result.output.strip().splitlines()  # type: ignore[attr-defined]
+    assert [line.split(",")[0] for line in lines[1:]] == ["Patient 1", "Patient 5", "Patient 9"]
+
+
+def test_predict_rejects_file_as_model(tmp_path: Path) -> None:
+    not_a_model = tmp_path / "some_file.csv"
+    not_a_model.write_text("a,b\n1,2\n")
+
+    result = _invoke("predict", "--model", str(not_a_model), "--patients", "1")
+
+    assert isinstance(result.exception, ModelError)  # type: ignore[attr-defined]
+    assert "some_file.csv is a file, not a model folder" in str(result.exception)  # type: ignore[attr-defined]
+
+
+def test_predict_rejects_patient_without_cfs(imported_sqlite: str, tmp_path: Path) -> None:
+    from ictcf.imaging.linking import resolve_patient
+
+    model_dir = _train_logistic(imported_sqlite, tmp_path / "model")
+    factory = open_database(imported_sqlite, create=False)
+    with session_scope(factory) as session:
+        resolve_patient(session, "scan-only-A", create=True)
+    factory.kw["bind"].dispose()
+    output = tmp_path / "scored.csv"
+
+    result = _invoke(
+        "predict", "--model", str(model_dir), "--patients", "scan-only-A",
+        "--database-url", imported_sqlite, "-o", str(output),
+    )  # fmt: skip
+
+    assert isinstance(result.exception, InputError)  # type: ignore[attr-defined]
+    message = str(result.exception)  # type: ignore[attr-defined]
+    assert "Cannot score 1 of the patients given with --patients" in message
+    assert "scan-only-A has 0" in message
+    assert not output.exists()
+
+
+def test_evaluate_rejects_training_patients(
+    imported_sqlite: str, cohort1_export: Path, tmp_path: Path
+) -> None:
+    model_dir = _train_logistic(imported_sqlite, tmp_path / "model")
+    # Every 8th line from the first is a subset of the training part (every 4th line).
+    overlapping, _count = _slice_export(cohort1_export, tmp_path / "overlap.txt", slice(0, None, 8))
+
+    result = _invoke("evaluate", "--model", str(model_dir), "--data", str(overlapping))
+
+    assert isinstance(result.exception, InputError)  # type: ignore[attr-defined]
+    assert "were used to train the model" in str(result.exception)  # type: ignore[attr-defined]
+    assert "--allow-overlap" in str(result.exception)  # type: ignore[attr-defined]
+
+    report_dir = tmp_path / "overlap-report"
+    result = _invoke(
+        "evaluate", "--model", str(model_dir), "--data", str(overlapping), "--allow-overlap",
+        "-o", str(report_dir),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    metrics = json.loads((report_dir / "metrics.json").read_text())
+    assert any("NOT AN INDEPENDENT COHORT" in note for note in metrics["run_info"]["notes"])
+    assert metrics["evaluations"][0]["description"]["split"].startswith("NOT independent")
+    assert "NOT AN INDEPENDENT COHORT" in (report_dir / "index.html").read_text()
+
+
+def test_evaluate_warns_on_old_artefact(
+    imported_sqlite: str, independent_export: tuple[Path, int], tmp_path: Path
+) -> None:
+    model_dir = _train_logistic(imported_sqlite, tmp_path / "model")
+    metadata_path = model_dir / "artefact.json"
+    metadata = json.loads(metadata_path.read_text())
+    assert "Patient 1" in metadata["training_source_ids"]
+    del metadata["training_source_ids"]
+    metadata_path.write_text(json.dumps(metadata))
+
+    report_dir = tmp_path / "report"
+    result = _invoke(
+        "evaluate", "--model", str(model_dir), "--data", str(independent_export[0]),
+        "-o", str(report_dir),
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    assert "Independence not checked" in result.stderr  # type: ignore[attr-defined]
+    metrics = json.loads((report_dir / "metrics.json").read_text())
+    assert metrics["run_info"]["data"]["overlap_with_training"] == "not checked"
+
+
+@pytest.mark.parametrize(
+    ("command", "extra"), [("cross-validate", []), ("train", ["--task", "mortality"])]
+)
+def test_read_only_commands_need_database(command: str, extra: list[str], tmp_path: Path) -> None:
+    missing = tmp_path / "typo" / "ictcf.sqlite3"
+
+    result = _invoke(command, *extra, "--database-url", f"sqlite:///{missing}")
+
+    assert result.exit_code != 0
+    assert "does not exist" in str(result.exception)  # type: ignore[attr-defined]
+    assert not missing.parent.exists()

@@ -9,9 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,11 +32,13 @@ from ictcf.errors import InputError
 from ictcf.evaluation.cross_validation import DEFAULT_FOLDS, DEFAULT_REPEATS
 from ictcf.features.cf_features import NormalisationPolicy
 from ictcf.models.artefact import load_model, save_model
+from ictcf.models.cf_model import MIN_MEASURED_CFS
 from ictcf.models.cf_network import CFNetworkConfig
 from ictcf.models.estimators import MODEL_KINDS, NETWORK_KIND, default_model_config
-from ictcf.models.tasks import TASKS, get_task
+from ictcf.models.tasks import TASKS, get_task, labelled_patients
 from ictcf.pipeline import (
     build_run_info,
+    check_training_overlap,
     cross_validate_tasks,
     evaluate_independent,
     import_export_frames,
@@ -48,14 +51,21 @@ from ictcf.pipeline import (
 logger = logging.getLogger(__name__)
 
 TASK_CHOICE = click.Choice(sorted(TASKS))
+#: Default of --jobs: one fold-fitting process per CPU.
+DEFAULT_JOBS = os.cpu_count() or 1
 MODEL_CHOICE = click.Choice(MODEL_KINDS)
 
 
 def _load_frames(database_url: str, cohort: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    factory = open_database(database_url)
-    with session_scope(factory) as session:
-        patients = load_patients(session, cohort=cohort)
-        measurements = load_measurements(session)
+    # The commands that load frames only read, so a missing SQLite file is an error rather
+    # than a new, empty database.
+    factory = open_database(database_url, create=False)
+    try:
+        with session_scope(factory) as session:
+            patients = load_patients(session, cohort=cohort)
+            measurements = load_measurements(session)
+    finally:
+        factory.kw["bind"].dispose()
     if patients.empty:
         where = f"cohort {cohort!r} of the database" if cohort else "the database"
         raise InputError(
@@ -86,10 +96,23 @@ def _seed_option(function: click.decorators.FC) -> click.decorators.FC:
     )(function)
 
 
+def _jobs_option(function: click.decorators.FC) -> click.decorators.FC:
+    return click.option(
+        "--jobs",
+        type=click.IntRange(min=1),
+        default=DEFAULT_JOBS,
+        show_default=True,
+        help="Worker processes fitting cross-validation folds at the same time (default: the "
+        "number of CPUs; 1 fits every fold in this process). Results are identical for any "
+        "value.",
+    )(function)
+
+
 def _cohort_option(function: click.decorators.FC) -> click.decorators.FC:
     return click.option(
         "--cohort",
         default=None,
+        metavar="NAME",
         help="Use only the patients of this cohort of the database (default: all patients).",
     )(function)
 
@@ -133,6 +156,7 @@ def _cohort_option(function: click.decorators.FC) -> click.decorators.FC:
     "sooner).",
 )
 @_seed_option
+@_jobs_option
 @click.option(
     "--no-hospital-holdout",
     is_flag=True,
@@ -153,6 +177,7 @@ def cross_validate_command(
     folds: int,
     max_epochs: int,
     seed: int,
+    jobs: int,
     no_hospital_holdout: bool,
     cohort: str | None,
     database_url: str | None,
@@ -197,6 +222,7 @@ def cross_validate_command(
         hospital_holdout=not no_hospital_holdout,
         data_label=f"database patients{f' of cohort {cohort}' if cohort else ''}",
         progress=context.progress,
+        jobs=jobs,
     )
     run_info = build_run_info(
         run_id=run_id,
@@ -255,6 +281,7 @@ def cross_validate_command(
     help="Upper limit on the network's training epochs (early stopping usually ends sooner).",
 )
 @_seed_option
+@_jobs_option
 @_cohort_option
 @database_url_option
 @functools.partial(
@@ -271,13 +298,15 @@ def train_command(
     folds: int,
     max_epochs: int,
     seed: int,
+    jobs: int,
     cohort: str | None,
     database_url: str | None,
     output: Path | None,
 ) -> None:
-    """Fit the final CF model of TASK on every eligible patient and save it as a model folder.
+    """Fit the final CF model of --task on every eligible patient and save it as a model folder.
 
-    Default OUTPUT: models/<task>-<model>-<UTC timestamp> in the ictcf home folder.
+    The model folder (default: models/<task>-<model>-<UTC time> in the ictcf home folder)
+    also records the training patients' numbers, so `ictcf evaluate` can reject overlap.
     """
     spec = get_task(task)
     url = resolve_database_url(context, database_url)
@@ -297,12 +326,17 @@ def train_command(
         seed=seed,
         data_label=f"database patients{f' of cohort {cohort}' if cohort else ''}",
         progress=context.progress,
+        jobs=jobs,
     )
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     folder = output or context.settings.models_dir / f"{task}-{model_kind}-{stamp}"
     cv_metrics = trained.cv_summary.to_dict() if trained.cv_summary is not None else None
     save_model(
-        trained.model, folder, training_sha256=trained.training_sha256, cv_metrics=cv_metrics
+        trained.model,
+        folder,
+        training_sha256=trained.training_sha256,
+        training_source_ids=trained.training_source_ids,
+        cv_metrics=cv_metrics,
     )
     counts = ", ".join(
         f"{name} {count}" for name, count in trained.model.training["class_counts"].items()
@@ -324,15 +358,17 @@ def train_command(
     "--model",
     "model_path",
     type=click.Path(path_type=Path),
+    metavar="DIR",
     required=True,
     help="Model folder written by `ictcf train`.",
 )
 @click.option(
     "--patients",
-    "source_ids",
+    "patient_keys",
     multiple=True,
-    metavar="SOURCE_ID",
-    help="Patient number as in the export, such as 'Patient 17'; repeat for several.",
+    metavar="KEY",
+    help="Patient to score: iCTCF number (17 or 'Patient 17'), internal key (id:5) or the "
+    "key of an image-only patient; repeat for several.",
 )
 @click.option(
     "--export",
@@ -356,7 +392,7 @@ def train_command(
 def predict_command(
     context: CLIContext,
     model_path: Path,
-    source_ids: tuple[str, ...],
+    patient_keys: tuple[str, ...],
     export_path: Path | None,
     suspected: bool,
     database_url: str | None,
@@ -365,11 +401,14 @@ def predict_command(
     """Score patients with a saved model and write a CSV keyed by source_id.
 
     Columns: source_id, hospital, label (the known class, empty for suspected or unknown),
-    prob_<class> per class, predicted_class. Choose the patients with --patients,
-    --suspected or --export (which may be combined to narrow an export down). With --export
-    the patients come from the file alone and --database-url is not used.
+    prob_<class> per class, predicted_class, n_cfs_measured (of the model's CFs) and note.
+    A patient with fewer than 3 of the model's CFs measured is not scored: the
+    probabilities and predicted_class stay empty and note says why. Naming such a patient
+    with --patients is an error. Choose the patients with --patients, --suspected or --export
+    (which may be combined to narrow an export down). With --export the patients come from
+    the file alone and --database-url is not used.
     """
-    if not (source_ids or export_path or suspected):
+    if not (patient_keys or export_path or suspected):
         raise click.UsageError("Give --patients, --suspected or --export to choose patients.")
     artefact = load_model(model_path)
     model = artefact.model
@@ -378,17 +417,39 @@ def predict_command(
         chosen = patients
         if suspected:
             chosen = chosen[chosen["morbidity_type"] == "suspected"]
-        if source_ids:
-            missing = sorted(set(source_ids) - set(chosen["source_id"]))
-            if missing:
-                raise InputError(
-                    f"Patients not found{' among suspected patients' if suspected else ''}: "
-                    f"{', '.join(missing)}. Check the numbers against the export."
-                )
-            chosen = chosen[chosen["source_id"].isin(source_ids)]
+        if patient_keys:
+            chosen = select_patients(
+                chosen, patient_keys, among=" among suspected patients" if suspected else ""
+            )
         if chosen.empty:
             raise InputError("No patients to score; check --patients, --suspected and --export.")
         frame = model.predict_frame(chosen.reset_index(drop=True), measurements)
+        unscored = frame[frame["note"] != ""]
+        if patient_keys and len(unscored):
+            counts = ", ".join(
+                f"{source_id} has {count}"
+                for source_id, count in zip(
+                    unscored["source_id"], unscored["n_cfs_measured"], strict=True
+                )
+            )
+            raise InputError(
+                f"Cannot score {len(unscored)} of the patients given with --patients: a patient "
+                f"needs at least {MIN_MEASURED_CFS} of the model's {len(model.features)} CFs "
+                f"measured ({counts}). Import the patient's clinical features first, or leave "
+                "the patient out."
+            )
+        if len(unscored) == len(frame):
+            raise InputError(
+                f"None of the {len(frame)} patients can be scored: each has fewer than "
+                f"{MIN_MEASURED_CFS} of the model's CFs measured. Import their clinical features "
+                "first."
+            )
+        if len(unscored):
+            click.echo(
+                f"Warning: {len(unscored)} of {len(frame)} patients were not scored (fewer than "
+                f"{MIN_MEASURED_CFS} of the model's CFs measured); see the note column.",
+                err=True,
+            )
         labels = chosen[model.task.label_column].astype(str).to_numpy()
         frame.insert(
             3, "label", [label if label in model.task.class_names else "" for label in labels]
@@ -410,11 +471,64 @@ def predict_command(
     click.echo(f"Wrote {len(result)} predictions to {output}", err=True)
 
 
+def select_patients(
+    patients: pd.DataFrame, keys: Sequence[str], *, among: str = ""
+) -> pd.DataFrame:
+    """Return the rows of ``patients`` named by ``keys``, in the order of the keys.
+
+    Parameters
+    ----------
+    patients : DataFrame
+        Frame of ``ictcf.db.queries.load_patients`` (``patient_id``, ``source_id``,
+        ``source_number``, ``cohort``).
+    keys : sequence of str
+        The key forms of the import commands: ``17`` or ``Patient 17`` (iCTCF export number),
+        ``id:5`` (internal key), or the ``source_id`` of an image-only patient.
+    among : str, optional
+        Words naming the narrowed set in the error, such as " among suspected patients".
+
+    Raises
+    ------
+    InputError
+        If a key names no patient, or an export number matches patients of several cohorts.
+    """
+    from ictcf.imaging.linking import parse_patient_key
+
+    rows: list[int] = []
+    missing: list[str] = []
+    for key in keys:
+        kind, value = parse_patient_key(key)
+        if kind == "internal":
+            matches = patients.index[patients["patient_id"] == value]
+        elif kind == "export_number":
+            matches = patients.index[patients["source_number"] == value]
+        else:
+            matches = patients.index[patients["source_id"] == value]
+        if len(matches) > 1:
+            cohorts = ", ".join(sorted(str(c) for c in patients.loc[matches, "cohort"]))
+            internal = ", ".join(f"id:{patients.at[row, 'patient_id']}" for row in matches)
+            raise InputError(
+                f"Patient number {value} exists in several cohorts ({cohorts}); give the "
+                f"internal key instead, one of: {internal}."
+            )
+        if len(matches) == 0:
+            missing.append(str(key))
+        elif matches[0] not in rows:
+            rows.append(matches[0])
+    if missing:
+        raise InputError(
+            f"Patients not found{among}: {', '.join(missing)}. Give an iCTCF number (17 or "
+            "'Patient 17') or an internal key (id:5) and check it against the export."
+        )
+    return patients.loc[rows]
+
+
 @click.command("evaluate")
 @click.option(
     "--model",
     "model_path",
     type=click.Path(path_type=Path),
+    metavar="DIR",
     required=True,
     help="Model folder written by `ictcf train`.",
 )
@@ -424,6 +538,12 @@ def predict_command(
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     required=True,
     help="An iCTCF export file of an independent cohort.",
+)
+@click.option(
+    "--allow-overlap",
+    is_flag=True,
+    help="Evaluate even if some patients of --data were used to train the model; the report "
+    "then says the data is not independent.",
 )
 @database_url_option
 @functools.partial(
@@ -435,20 +555,32 @@ def evaluate_command(
     context: CLIContext,
     model_path: Path,
     data_path: Path,
+    allow_overlap: bool,
     database_url: str | None,
     output: Path | None,
 ) -> None:
     """Evaluate a saved model on an independent cohort without retraining.
 
     The export is imported into its own database: a temporary SQLite file, or --database-url
-    when given. The report goes to OUTPUT (default reports/<run id>/).
+    when given. Patients the model was trained on (matched by patient number) are rejected
+    unless --allow-overlap is given. The report goes to OUTPUT (default reports/<run id>/).
     """
     from ictcf.evaluation.report import format_headline_table
 
     artefact = load_model(model_path)
     with _imported_export(data_path, database_url, context.progress) as (patients, measurements):
+        eligible, _labels = labelled_patients(patients, artefact.model.task)
+        overlap = check_training_overlap(
+            artefact.training_source_ids, eligible, allow_overlap=allow_overlap
+        )
+        for note in overlap.notes:
+            click.echo(f"Warning: {note}", err=True)
         predictions, summary = evaluate_independent(
-            artefact.model, patients, measurements, data_label=f"export {data_path.name}"
+            artefact.model,
+            patients,
+            measurements,
+            data_label=f"export {data_path.name}",
+            overlapping=len(overlap.overlapping),
         )
     run_id = make_run_id({"model": artefact.metadata.get("weights_sha256"), "data": data_path.name})
     run_info = build_run_info(
@@ -458,6 +590,9 @@ def evaluate_command(
             "labelled_patients": {artefact.model.task.name: len(predictions)},
             "model": str(model_path),
             "model_training_data_sha256": artefact.metadata.get("training_data_sha256"),
+            "overlap_with_training": (
+                len(overlap.overlapping) if overlap.checked else "not checked"
+            ),
         },
         folds=0,
         repeats=0,
@@ -465,7 +600,10 @@ def evaluate_command(
         policy=artefact.model.policy,
         config=artefact.model.config,
         durations_s={},
-        notes=["Independent evaluation: the model was not retrained on this data."],
+        notes=[
+            *overlap.notes,
+            "Independent evaluation: the model was not retrained on this data.",
+        ],
         include_cv_notes=False,
     )
     report_dir = output or context.settings.reports_dir / run_id

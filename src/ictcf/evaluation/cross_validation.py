@@ -12,9 +12,11 @@ cross-validated with one seed is trained and tested on the same folds.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Iterator
 
+import joblib
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
@@ -157,6 +159,7 @@ def cross_validate(
     policy: NormalisationPolicy | None = None,
     config: ModelConfig | None = None,
     progress: bool = False,
+    jobs: int = 1,
 ) -> pd.DataFrame:
     """Run repeated stratified k-fold cross-validation by patient.
 
@@ -184,6 +187,11 @@ def cross_validate(
         ``CFNetworkConfig()``; its ``seed`` is replaced per fold as above.
     progress : bool, optional
         Draw a progress bar over the folds.
+    jobs : int, optional
+        Worker processes fitting folds at the same time (default 1: every fold in this
+        process). Each fold's result depends only on its data and derived seed, and each
+        worker uses ``config.n_threads`` threads, so the predictions are identical for any
+        ``jobs``.
 
     Returns
     -------
@@ -193,8 +201,10 @@ def cross_validate(
     Raises
     ------
     InputError
-        If ``repeats`` < 1, ``folds`` < 2 or a class has fewer patients than folds.
+        If ``repeats`` < 1, ``folds`` < 2, ``jobs`` < 1 or a class has fewer patients than folds.
     """
+    if jobs < 1:
+        raise InputError(f"Invalid number of jobs {jobs}: use at least 1.")
     if repeats < 1:
         raise InputError(f"Invalid number of repeats {repeats}: use at least 1.")
     policy = policy or NormalisationPolicy()
@@ -203,45 +213,81 @@ def cross_validate(
     if len(eligible) == 0:
         raise InputError(f"No patients have a label for the {task.name} task.")
 
-    def jobs() -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    def jobs_of_run() -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
         for repeat in range(repeats):
             splits = stratified_folds(labels, folds=folds, seed=derive_seed(seed, repeat))
             for fold, (train_index, test_index) in enumerate(splits):
                 yield repeat, fold, train_index, test_index
 
-    frames = []
-    for repeat, fold, train_index, test_index in progress_bar(
-        jobs(),
-        enabled=progress,
-        description=f"{task.name} {model_kind_of(config)} CV",
-        total=repeats * folds,
-        unit="fold",
-    ):
-        fold_config = dataclasses.replace(config, seed=derive_seed(seed, repeat, fold))
-        train_patients = eligible.iloc[train_index].reset_index(drop=True)
-        test_patients = eligible.iloc[test_index].reset_index(drop=True)
-        model = fit_features_and_model(
-            train_patients,
-            labels[train_index],
+    tasks = (
+        functools.partial(
+            _cross_validation_fold,
+            eligible,
+            labels,
             measurements,
             task,
             policy=policy,
-            config=fold_config,
+            config=dataclasses.replace(config, seed=derive_seed(seed, repeat, fold)),
+            repeat=repeat,
+            fold=fold,
+            train_index=train_index,
+            test_index=test_index,
         )
-        frames.append(
-            _prediction_rows(
-                model,
-                test_patients,
-                labels[test_index],
-                measurements,
-                evaluation="cv",
-                repeat=repeat,
-                fold=fold,
-                fold_label=f"fold {fold}",
-            )
+        for repeat, fold, train_index, test_index in jobs_of_run()
+    )
+    if jobs == 1:
+        results: Iterator[pd.DataFrame] = (run_fold() for run_fold in tasks)
+    else:
+        # Each worker runs one fold at a time with the configuration's own thread count, so
+        # the workers do not oversubscribe the cores and the numbers match jobs=1.
+        parallel = joblib.Parallel(n_jobs=jobs, return_as="generator")
+        results = parallel(joblib.delayed(run_fold)() for run_fold in tasks)
+    frames = list(
+        progress_bar(
+            results,
+            enabled=progress,
+            description=f"{task.name} {model_kind_of(config)} CV",
+            total=repeats * folds,
+            unit="fold",
         )
-        logger.debug("%s %s repeat %d fold %d done", task.name, model_kind_of(config), repeat, fold)
+    )
     return pd.concat(frames, ignore_index=True) if frames else _empty_predictions(task)
+
+
+def _cross_validation_fold(
+    eligible: pd.DataFrame,
+    labels: np.ndarray,
+    measurements: pd.DataFrame,
+    task: TaskSpec,
+    *,
+    policy: NormalisationPolicy,
+    config: ModelConfig,
+    repeat: int,
+    fold: int,
+    train_index: np.ndarray,
+    test_index: np.ndarray,
+) -> pd.DataFrame:
+    """Fit the model of one fold on its training part and return its test predictions."""
+    model = fit_features_and_model(
+        eligible.iloc[train_index].reset_index(drop=True),
+        labels[train_index],
+        measurements,
+        task,
+        policy=policy,
+        config=config,
+    )
+    frame = _prediction_rows(
+        model,
+        eligible.iloc[test_index].reset_index(drop=True),
+        labels[test_index],
+        measurements,
+        evaluation="cv",
+        repeat=repeat,
+        fold=fold,
+        fold_label=f"fold {fold}",
+    )
+    logger.debug("%s %s repeat %d fold %d done", task.name, model_kind_of(config), repeat, fold)
+    return frame
 
 
 def leave_one_hospital_out(

@@ -160,6 +160,10 @@ def _mean_auc_label(row: Mapping[str, Any]) -> str:
     low, high = float(row["ci_low"]), float(row["ci_high"])
     if not math.isnan(low):
         label += f" ({low:.3f}–{high:.3f})"
+    else:
+        n_defined = int(row["n_defined"])
+        unit = over if n_defined != 1 else over.removesuffix("s")
+        label += f" (no interval from {n_defined} {unit})"
     if n_undefined:
         label += f", undefined in {n_undefined} of {total}"
     return label

@@ -401,7 +401,8 @@ def format_summary_cell(row: Mapping[str, Any], metric: str) -> str:
     """Format a summary row as ``mean (low–high)``, marking undefined values.
 
     A metric undefined in some repeats reads ``0.812 (0.790–0.833); undefined in 2 of 10
-    repeats``; undefined in all of them it reads ``undefined (10 of 10 repeats)``.
+    repeats``; undefined in all of them it reads ``undefined (10 of 10 repeats)``. With too few
+    defined values for an interval it reads ``0.847 (n/a: 2 hospitals)``.
     """
     n_undefined = int(row["n_undefined"])
     total = int(row["n_defined"]) + n_undefined
@@ -417,6 +418,8 @@ def format_summary_cell(row: Mapping[str, Any], metric: str) -> str:
         text += (
             f" ({format_metric_value(metric, low)}{separator}{format_metric_value(metric, high)})"
         )
+    else:
+        text += f" (n/a: {count_noun(int(row['n_defined']), over)})"
     if n_undefined:
         text += f"; undefined in {n_undefined} of {total} {over}"
     return text
@@ -652,11 +655,17 @@ def _evaluation_view(summary: EvaluationSummary, paths: Mapping[str, str]) -> di
     }
 
 
+def count_noun(count: int, plural: str) -> str:
+    """Return ``"<count> <noun>"`` with the noun singular for one: ``count_noun(1, "folds")``
+    is ``"1 fold"``. ``plural`` is a plural ending in ``s``, such as ``"repeats"``."""
+    return f"{count} {plural.removesuffix('s') if count == 1 else plural}"
+
+
 def _provenance(summary: EvaluationSummary) -> str:
-    repeats = "1 repeat" if summary.n_repeats == 1 else f"{summary.n_repeats} repeats"
     return (
         f"data: {summary.description['data']}; split: {summary.description['split']}; "
-        f"{repeats}, {summary.n_folds} folds, {summary.n_patients} patients"
+        f"{count_noun(summary.n_repeats, 'repeats')}, {count_noun(summary.n_folds, 'folds')}, "
+        f"{count_noun(summary.n_patients, 'patients')}"
     )
 
 

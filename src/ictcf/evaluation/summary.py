@@ -63,6 +63,12 @@ CONFIDENCE_LEVEL = 0.95
 #: Fewest defined values for which the 2.5th/97.5th percentiles are used. With fewer values the
 #: percentiles are little more than the minimum and maximum, so a t interval is used instead.
 MIN_VALUES_FOR_PERCENTILE_INTERVAL = 5
+#: Fewest defined values for any interval. From two values a t interval spans almost the whole
+#: metric range (t(0.975, 1) = 12.7), which says nothing, so two values get no interval.
+MIN_VALUES_FOR_INTERVAL = 3
+#: Word for the units of a single-repeat evaluation's interval, by evaluation kind: the folds of
+#: leave-one-hospital-out are hospitals.
+FOLD_UNIT_OF_EVALUATION: Mapping[str, str] = {"loho": "hospitals"}
 #: Columns every predictions frame must have besides the ``prob_<class>`` columns.
 REQUIRED_COLUMNS: tuple[str, ...] = (
     "task",
@@ -94,10 +100,11 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
 
 INTERVAL_DEFINITION = (
     "95% interval over repeats: with 5 or more defined per-repeat values, the 2.5th and 97.5th "
-    "percentiles of those values (linear interpolation); with 2 to 4 values, "
-    "mean ± t(0.975, n−1)·sd/√n, clipped to the metric's range; with one value, no interval. "
-    "With a single repeat, the same rule is applied to the per-fold values and labelled 'over "
-    "folds'. Undefined values are counted in n_undefined and left out of the mean and interval."
+    "percentiles of those values (linear interpolation); with 3 or 4 values, "
+    "mean ± t(0.975, n−1)·sd/√n, clipped to the metric's range; with one or two values, no "
+    "interval (shown as 'n/a'). With a single repeat, the same rule is applied to the per-fold "
+    "values and labelled 'over folds' ('over hospitals' for leave-one-hospital-out). Undefined "
+    "values are counted in n_undefined and left out of the mean and interval."
 )
 
 
@@ -327,7 +334,7 @@ def evaluate_predictions(
     per_repeat = pd.concat(per_repeat_tables, ignore_index=True)
     per_fold = pd.concat(per_fold_tables, ignore_index=True)
     n_repeats = len(per_repeat_tables)
-    interval_over = "repeats" if n_repeats > 1 else "folds"
+    interval_over = "repeats" if n_repeats > 1 else FOLD_UNIT_OF_EVALUATION.get(evaluation, "folds")
     summary = _summarise(per_repeat if n_repeats > 1 else per_fold, interval_over)
     _warn_undefined_counts(task, evaluation, per_repeat, per_fold, repeat_reasons, fold_reasons)
 
@@ -380,8 +387,8 @@ def summarise_values(values: Sequence[float] | NDArray[np.float64], metric: str)
     -------
     dict
         ``mean``, ``ci_low``, ``ci_high``, ``n_defined``, ``n_undefined`` and
-        ``interval_method`` (``"percentile"``, ``"t"``, ``"none"`` with one defined value, or
-        ``"undefined"`` with none). See :data:`INTERVAL_DEFINITION`.
+        ``interval_method`` (``"percentile"``, ``"t"``, ``"none"`` with one or two defined
+        values, or ``"undefined"`` with none). See :data:`INTERVAL_DEFINITION`.
     """
     array = np.asarray(values, dtype=float)
     defined = array[np.isfinite(array)]
@@ -397,7 +404,7 @@ def summarise_values(values: Sequence[float] | NDArray[np.float64], metric: str)
     if n_defined == 0:
         return result
     result["mean"] = float(defined.mean())
-    if n_defined == 1:
+    if n_defined < MIN_VALUES_FOR_INTERVAL:
         result["interval_method"] = "none"
         return result
     tail = (1.0 - CONFIDENCE_LEVEL) / 2.0

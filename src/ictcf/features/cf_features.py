@@ -192,11 +192,15 @@ class FeatureMatrix:
         Column names of ``X``.
     patient_ids : ndarray of shape (n_patients,), int64
         Internal patient key of each row, in the order of the patients frame.
+    n_cfs_measured : ndarray of shape (n_patients,), int64
+        CF columns of each row holding a measured value (the others hold
+        ``policy.missing_value``); empty when the matrix was built without this count.
     """
 
     X: np.ndarray
     feature_names: list[str]
     patient_ids: np.ndarray
+    n_cfs_measured: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def _check_columns(frame: pd.DataFrame, required: Sequence[str], what: str) -> None:
@@ -455,6 +459,7 @@ def build_feature_matrix(
     patient_ids = patients["patient_id"].to_numpy(dtype=np.int64)
     cf_names = [feature.abbreviation for feature in features]
     cf_block = np.full((len(patients), len(cf_names)), policy.missing_value, dtype=float)
+    measured = np.zeros(cf_block.shape, dtype=bool)
 
     if cf_names and len(patients):
         rows = measurements[
@@ -469,6 +474,7 @@ def build_feature_matrix(
             column_index = rows["abbreviation"].map(column_of_cf).to_numpy(dtype=np.int64)
             usable = ~np.isnan(normalised)
             cf_block[row_index[usable], column_index[usable]] = normalised[usable]
+            measured[row_index[usable], column_index[usable]] = True
             n_unusable = int((~usable).sum())
             if n_unusable:
                 logger.warning(
@@ -478,4 +484,9 @@ def build_feature_matrix(
 
     blocks = [*(column.reshape(-1, 1) for column in basic), cf_block]
     X = np.hstack(blocks).astype(np.float32) if blocks else np.zeros((len(patients), 0))
-    return FeatureMatrix(X=X, feature_names=[*names, *cf_names], patient_ids=patient_ids)
+    return FeatureMatrix(
+        X=X,
+        feature_names=[*names, *cf_names],
+        patient_ids=patient_ids,
+        n_cfs_measured=measured.sum(axis=1).astype(np.int64),
+    )

@@ -5,8 +5,8 @@ An artefact folder contains two files:
 ``artefact.json``
     Format version, model kind, task and class names, the normalisation policy, the feature
     list with its fallback normal ranges, the model configuration, the SHA-256 of the training
-    data, the package version, training counts, optional cross-validation metrics and the
-    SHA-256 of the weights file.
+    data, the patient numbers (``source_id``) of the training patients, the package version,
+    training counts, optional cross-validation metrics and the SHA-256 of the weights file.
 ``weights.pt`` (kind ``"network"``)
     The network's ``state_dict`` (loaded with ``torch.load(weights_only=True)``).
 ``estimator.joblib`` (kinds ``"gradient-boosting"`` and ``"logistic"``)
@@ -15,7 +15,9 @@ An artefact folder contains two files:
     changed or substituted file is rejected unread. Only load artefacts from a source you trust,
     because whoever can rewrite both files can also rewrite the hash.
 
-Format version 1 (network only, configuration under ``network_config``) is still read.
+Format version 1 (network only, configuration under ``network_config``) is still read, and so
+are version-2 folders written before ``training_source_ids`` was recorded; their
+:attr:`LoadedArtefact.training_source_ids` is None, so overlap with new data cannot be checked.
 A folder is written under a temporary name and renamed into place, so an interrupted save
 leaves no half-written artefact behind.
 """
@@ -28,6 +30,7 @@ import json
 import logging
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,6 +112,14 @@ class LoadedArtefact:
     metadata: dict[str, Any]
     path: Path
 
+    @property
+    def training_source_ids(self) -> frozenset[str] | None:
+        """Patient numbers (``source_id``) the model was fitted on; None if not recorded."""
+        recorded = self.metadata.get("training_source_ids")
+        if not isinstance(recorded, list):
+            return None
+        return frozenset(str(source_id) for source_id in recorded)
+
 
 def training_data_sha256(patients: pd.DataFrame, measurements: pd.DataFrame) -> str:
     """Return the SHA-256 of the training data, independent of row order.
@@ -165,6 +176,7 @@ def save_model(
     folder: Path,
     *,
     training_sha256: str,
+    training_source_ids: Sequence[str] | None = None,
     cv_metrics: dict[str, Any] | None = None,
     overwrite: bool = False,
 ) -> Path:
@@ -178,6 +190,10 @@ def save_model(
         Target folder; created with its parents.
     training_sha256 : str
         :func:`training_data_sha256` of the data the model was fitted on.
+    training_source_ids : sequence of str, optional
+        ``source_id`` of every patient the model was fitted on (such as ``Patient 17``),
+        stored so that ``ictcf evaluate`` can reject test data that overlaps training. Omitted
+        (null) when not given.
     cv_metrics : dict, optional
         Cross-validation summary to keep with the model (JSON-ready; NaN becomes null).
     overwrite : bool, optional
@@ -221,6 +237,11 @@ def save_model(
             "model_config": model.config.to_dict(),
             "training": _json_ready(model.training),
             "training_data_sha256": training_sha256,
+            "training_source_ids": (
+                sorted({str(source_id) for source_id in training_source_ids})
+                if training_source_ids is not None
+                else None
+            ),
             "cv_metrics": _json_ready(cv_metrics) if cv_metrics is not None else None,
             "weights_file": weights_path.name,
             "weights_sha256": _file_sha256(weights_path),
@@ -251,6 +272,11 @@ def _write_weights(model: CFModel, folder: Path) -> Path:
 
 
 def _read_metadata(folder: Path) -> dict[str, Any]:
+    if folder.exists() and not folder.is_dir():
+        raise ModelError(
+            f"{folder} is a file, not a model folder; pass the folder written by `ictcf train` "
+            f"(it holds {METADATA_FILE})."
+        )
     if not folder.is_dir():
         raise ModelError(
             f"Model folder {folder} not found; pass the folder written by `ictcf train`."
