@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from ictcf.cli.common import CLIContext, database_url_option, pass_cli_context
-from ictcf.cli.model_cmd import DEFAULT_JOBS
-from ictcf.evaluation.cross_validation import DEFAULT_FOLDS, DEFAULT_REPEATS
+from ictcf.cli.model_cmd import DEFAULT_JOBS, cv_folds_option
+from ictcf.evaluation.cross_validation import DEFAULT_REPEATS
 from ictcf.models.estimators import MODEL_KINDS
 from ictcf.pipeline import DEMO_MODELS, run_demo
 
@@ -30,13 +30,7 @@ from ictcf.pipeline import DEMO_MODELS, run_demo
     show_default=True,
     help="Repeats of the k-fold cross-validation, each with a new shuffle.",
 )
-@click.option(
-    "--folds",
-    type=click.IntRange(min=2),
-    default=DEFAULT_FOLDS,
-    show_default=True,
-    help="Folds per repeat (stratified by class, split by patient).",
-)
+@cv_folds_option
 @click.option(
     "--seed",
     type=int,

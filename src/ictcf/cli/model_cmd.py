@@ -86,6 +86,17 @@ def _imported_export(
         yield imported.patients, imported.measurements
 
 
+def cv_folds_option(function: click.decorators.FC) -> click.decorators.FC:
+    """Add ``--folds``, shared by ``cross-validate`` and ``demo``."""
+    return click.option(
+        "--folds",
+        type=click.IntRange(min=2),
+        default=DEFAULT_FOLDS,
+        show_default=True,
+        help="Folds per repeat (stratified by class, split by patient).",
+    )(function)
+
+
 def _seed_option(function: click.decorators.FC) -> click.decorators.FC:
     return click.option(
         "--seed",
@@ -132,13 +143,7 @@ def _cohort_option(function: click.decorators.FC) -> click.decorators.FC:
     show_default=True,
     help="Repeats of the k-fold split, each with a new shuffle.",
 )
-@click.option(
-    "--folds",
-    type=click.IntRange(min=2),
-    default=DEFAULT_FOLDS,
-    show_default=True,
-    help="Folds per repeat (stratified by class, split by patient).",
-)
+@cv_folds_option
 @click.option(
     "--model",
     "models",
