@@ -3,6 +3,7 @@ must match what a fresh read and a fresh de-identifier give."""
 
 from __future__ import annotations
 
+import gc
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,11 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
-from pydicom.uid import ImplicitVRLittleEndian, RLELossless, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless, generate_uid
 
 from ictcf.errors import InputError
 from ictcf.imaging.deidentify import Deidentifier
-from ictcf.imaging.dicom_headers import header_value
+from ictcf.imaging.dicom_headers import header_text, header_value, single_uid
 from ictcf.imaging.dicom_series import iter_hu_slices, plan_dicom_series
 from tests.imaging.deidentify_fixtures import PSEUDONYM, SECRET, make_ct, to_bytes
 from tests.imaging.dicom_factory import ct_dataset, write, write_axial_series
@@ -139,11 +140,15 @@ def _without_pixels(dataset: Dataset) -> Dataset:
 # header (caches cold)
 
 
-def _series_headers(character_set: str | None, manufacturer: str) -> list[bytes]:
+def _series_headers(
+    character_set: str | None, manufacturer: str, *, implicit: bool = False
+) -> list[bytes]:
     study, series, frame_of_reference = generate_uid(), generate_uid(), generate_uid()
     headers = []
     for index in range(4):
         dataset = make_ct(character_set=character_set)
+        if implicit:
+            dataset.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
         dataset.StudyInstanceUID = study
         dataset.SeriesInstanceUID = series
         dataset.FrameOfReferenceUID = frame_of_reference
@@ -173,10 +178,11 @@ def _read_all(files: list[bytes]) -> list[Dataset]:
     ],
 )
 @pytest.mark.parametrize("keep_dates", [False, True])
+@pytest.mark.parametrize("implicit", [False, True])
 def test_deidentify_series_equals_fresh_instances(
-    character_set: str | None, manufacturer: str, keep_dates: bool
+    character_set: str | None, manufacturer: str, keep_dates: bool, implicit: bool
 ) -> None:
-    files = _series_headers(character_set, manufacturer)
+    files = _series_headers(character_set, manufacturer, implicit=implicit)
     warm = Deidentifier(patient_pseudonym=PSEUDONYM, secret=SECRET, keep_dates=keep_dates)
     warm_headers = _read_all(files)
     warm_records = [warm.deidentify(header) for header in warm_headers]
@@ -239,3 +245,86 @@ def test_deidentify_repeated_uids_replaced_consistently() -> None:
     assert replaced == {deidentifier.replace_uid(originals[0])}
     assert originals[0] not in replaced
     assert all(str(header.SOPClassUID) == "1.2.840.10008.5.1.4.1.1.2" for header in headers)
+
+
+def test_deidentified_headers_share_no_mutable_values() -> None:
+    deidentifier = Deidentifier(patient_pseudonym=PSEUDONYM, secret=SECRET)
+    first, second = _read_all(_series_headers(None, "SIEMENS"))[:2]
+    deidentifier.deidentify(first)
+    deidentifier.deidentify(second)
+    before = to_bytes(second)
+    first.DeidentificationMethodCodeSequence[0].CodeMeaning = "changed"
+    first.DeidentificationMethod = "changed"
+    first.PatientIdentityRemoved = "NO"
+    first.StudyInstanceUID = "1.2.3"
+    first.AccessionNumber = "changed"
+    first.file_meta.ImplementationVersionName = "changed"
+    assert to_bytes(second) == before
+    assert second.DeidentificationMethodCodeSequence[0].CodeMeaning == (
+        "Basic Application Confidentiality Profile"
+    )
+    assert second.PatientIdentityRemoved == "YES"
+    assert second.AccessionNumber == ""
+
+
+@pytest.mark.parametrize("implicit", [False, True])
+def test_deidentified_header_written_in_either_encoding(implicit: bool) -> None:
+    deidentifier = Deidentifier(patient_pseudonym=PSEUDONYM, secret=SECRET, keep_dates=True)
+    header = _read_all(_series_headers(None, "SIEMENS", implicit=implicit))[1]
+    original_study = str(header.StudyInstanceUID)
+    deidentifier.deidentify(header)
+    for syntax in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):
+        header.file_meta.TransferSyntaxUID = syntax
+        written = pydicom.dcmread(BytesIO(to_bytes(header)))
+        assert written.PatientIdentityRemoved == "YES"
+        assert written.LongitudinalTemporalInformationModified == "MODIFIED"
+        assert [item.CodeValue for item in written.DeidentificationMethodCodeSequence] == [
+            "113100",
+            "113107",
+        ]
+        assert written.StudyInstanceUID == deidentifier.replace_uid(original_study)
+        assert written.AccessionNumber == ""
+        assert written.PatientName == PSEUDONYM
+
+
+def test_header_text_reads_ascii_raw_values_like_pydicom(tmp_path: Path) -> None:
+    dataset = make_ct(character_set="ISO_IR 100")
+    dataset.ConvolutionKernel = ["FC08", "AXIAL "]
+    dataset.SeriesDescription = "THORAX 1.0 B70f"
+    dataset.InstitutionName = "Klinikum Müller"
+    raw = pydicom.dcmread(BytesIO(to_bytes(dataset)))
+    reference = pydicom.dcmread(BytesIO(to_bytes(dataset)))
+    assert header_text(raw, "ConvolutionKernel") == list(reference.ConvolutionKernel)
+    assert header_text(raw, "SeriesDescription") == reference.SeriesDescription
+    assert header_text(raw, "InstitutionName") == "Klinikum Müller"
+    assert header_text(raw, "StudyComments", "absent") == "absent"
+    assert isinstance(raw.get_item(0x0008103E), RawDataElement)
+
+
+def test_single_uid_matches_converted_value() -> None:
+    dataset = make_ct()
+    raw = pydicom.dcmread(BytesIO(to_bytes(dataset)))
+    assert single_uid(raw, "SOPInstanceUID") == str(dataset.SOPInstanceUID)
+    assert isinstance(raw.get_item(0x00080018), RawDataElement)
+    assert single_uid(raw, "IrradiationEventUID") == ""
+    assert single_uid(dataset, "StudyInstanceUID") == str(dataset.StudyInstanceUID)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_planning_restores_the_garbage_collector(tmp_path: Path, enabled: bool) -> None:
+    volume = np.zeros((3, 4, 4), dtype=np.int16)
+    files = write_axial_series(tmp_path, volume, [0.0, 1.0, 2.0])
+    was_enabled = gc.isenabled()
+    try:
+        if enabled:
+            gc.enable()
+        else:
+            gc.disable()
+        scan = plan_dicom_series(files)
+        assert gc.isenabled() is enabled
+    finally:
+        if was_enabled:
+            gc.enable()
+        else:
+            gc.disable()
+    assert len(scan.series) == 1

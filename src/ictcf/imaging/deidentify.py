@@ -31,14 +31,18 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
+from io import BytesIO
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
 from pydicom import config
-from pydicom.charset import python_encoding
+from pydicom.charset import default_encoding, python_encoding
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import DataElement, RawDataElement, empty_value_for_VR
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_dataset
+from pydicom.filewriter import write_dataset
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.uid import UID, ExplicitVRLittleEndian
@@ -54,6 +58,7 @@ from ictcf.imaging.date_shift import (
     shift_time,
 )
 from ictcf.imaging.deidentification_report import DeidentificationRecord, DeidentificationReport
+from ictcf.imaging.dicom_headers import BYTE_DETERMINED_VRS, header_value
 from ictcf.imaging.pseudonyms import (
     SECRET_LENGTH_BYTES,
     load_or_create_secret,
@@ -168,6 +173,15 @@ _ALWAYS_CONVERTED_VRS: Final = TEXT_VRS | {"SQ", "UN"}
 # in a later header of the upload is not converted again. The limit (bytes) bounds the memory
 # of that cache: a CT header holds a few dozen short values that change from slice to slice.
 MAX_VALIDATED_RAW_BYTES: Final = 1024
+# Raw elements whose cleaning result is remembered (see ``Deidentifier._remember_outcome``).
+# A CT header has about a hundred elements and a series repeats most of them, so this holds
+# the repeated ones of several series; beyond it the memory is cleared and refilled.
+MAX_REMEMBERED_OUTCOMES: Final = 20_000
+# Actions whose result depends only on the element itself.
+_REMEMBERED_ACTIONS: Final = frozenset({"keep", "remove", "empty", "dummy", "uid"})
+# Distinct (name, ID, character set) values whose lookup key is remembered; an upload holds
+# one patient, so more means a mixed upload and the memory is bounded by clearing.
+MAX_CACHED_LOOKUP_KEYS: Final = 64
 # Bytes per value of the binary number VRs (PS3.5 Table 6.2-1).
 _BINARY_VALUE_BYTES: Final = {
     "FD": 8,
@@ -243,6 +257,8 @@ _WRITTEN_KEYWORDS: Final = frozenset(
 _PSEUDONYM_KEYWORDS: Final = frozenset({"PatientName", "PatientID"})
 
 _SPECIFIC_CHARACTER_SET_TAG: Final = 0x00080005
+# PatientName, PatientID and SpecificCharacterSet: the raw values the lookup key depends on.
+_LOOKUP_KEY_TAGS: Final = (0x00100010, 0x00100020, _SPECIFIC_CHARACTER_SET_TAG)
 _PATIENT_IDENTITY_REMOVED_TAG: Final = 0x00120062
 _DEIDENTIFICATION_METHOD_TAG: Final = 0x00120063
 _DEIDENTIFICATION_METHOD_CODE_SEQUENCE_TAG: Final = 0x00120064
@@ -251,6 +267,9 @@ _CODE_VALUE_TAG: Final = 0x00080100
 _META_VERSION_TAG: Final = 0x00020001
 _SOP_CLASS_UID_TAG: Final = 0x00080016
 _SOP_INSTANCE_UID_TAG: Final = 0x00080018
+_MEDIA_STORAGE_SOP_INSTANCE_UID_TAG: Final = 0x00020003
+_STUDY_INSTANCE_UID_TAG: Final = 0x0020000D
+_SERIES_INSTANCE_UID_TAG: Final = 0x0020000E
 _IMPLEMENTATION_CLASS_UID_TAG: Final = 0x00020012
 _IMPLEMENTATION_VERSION_NAME_TAG: Final = 0x00020013
 _CODING_SCHEME_DESIGNATOR_TAG: Final = 0x00080102
@@ -422,6 +441,15 @@ class Deidentifier:
         self._uid_values: dict[tuple[Any, ...], tuple[bool, tuple[str, ...]]] = {}
         self._date_shift = _date_shift_for(self._secret, patient_pseudonym)
         self._patient_keys: set[str] = set()
+        # Attributes written into every header, encoded once as raw elements per encoding
+        # of the headers read (see ``_encoded_once``), and the constant File Meta elements per
+        # SOP class and transfer syntax.
+        self._lookup_keys: dict[tuple[Any, ...], str | None] = {}
+        # What cleaning did to a raw element (tag, VR, encoding, bytes), see
+        # ``_remember_outcome``.
+        self._outcomes: dict[tuple[Any, ...], tuple[str, str, RawDataElement | None]] = {}
+        self._identity_elements: dict[tuple[Any, Any], dict[BaseTag, Any]] = {}
+        self._meta_elements: dict[tuple[str | None, str | None], dict[BaseTag, Any]] = {}
 
         method_codes = [BASIC_PROFILE_CODE]
         if keep_dates:
@@ -489,7 +517,7 @@ class Deidentifier:
             log.warnings.append(charset_warning)
             logger.warning("patient %s: %s", self.patient_pseudonym, charset_warning)
         risk = burned_in_text_risk(dataset)
-        lookup_key = patient_lookup_key(dataset, secret=self._secret)
+        lookup_key = self._lookup_key(dataset)
         original_meta = getattr(dataset, "file_meta", None)
         source_path = getattr(dataset, "filename", None)
 
@@ -499,9 +527,9 @@ class Deidentifier:
         self._replace_file_meta(dataset, original_meta)
 
         record = DeidentificationRecord(
-            sop_instance_uid=_optional_text(dataset.get("SOPInstanceUID")),
-            study_instance_uid=_optional_text(dataset.get("StudyInstanceUID")),
-            series_instance_uid=_optional_text(dataset.get("SeriesInstanceUID")),
+            sop_instance_uid=_optional_text(_uid_value(dataset, _SOP_INSTANCE_UID_TAG)),
+            study_instance_uid=_optional_text(_uid_value(dataset, _STUDY_INSTANCE_UID_TAG)),
+            series_instance_uid=_optional_text(_uid_value(dataset, _SERIES_INSTANCE_UID_TAG)),
             patient_lookup_key=lookup_key,
             removed=dict(log.removed),
             replaced=dict(log.replaced),
@@ -526,6 +554,28 @@ class Deidentifier:
                 risk,
             )
         return record
+
+    def _lookup_key(self, dataset: Dataset) -> str | None:
+        """Return ``patient_lookup_key`` of a header, computed once per distinct raw name, ID
+        and character set in the upload (every header of a series repeats them)."""
+        values: list[Any] = []
+        for tag in _LOOKUP_KEY_TAGS:
+            element = dataset.get_item(tag)
+            if element is None:
+                values.append(None)
+            elif isinstance(element, RawDataElement) and isinstance(element.value, bytes):
+                values.append((element.VR, element.value))
+            elif isinstance(element, DataElement) and element.VR == "CS":
+                # pydicom converts SpecificCharacterSet while reading.
+                values.append(tuple(str(value) for value in as_list(element.value)))
+            else:
+                return patient_lookup_key(dataset, secret=self._secret)
+        key = tuple(values)
+        if key not in self._lookup_keys:
+            if len(self._lookup_keys) >= MAX_CACHED_LOOKUP_KEYS:
+                self._lookup_keys.clear()
+            self._lookup_keys[key] = patient_lookup_key(dataset, secret=self._secret)
+        return self._lookup_keys[key]
 
     def report(self) -> DeidentificationReport:
         """Return a copy of the report over every dataset de-identified so far."""
@@ -569,20 +619,44 @@ class Deidentifier:
         # under the ASCII or UTF-8 declaration written later, so it may stay raw. Sequence
         # items may declare their own character set, so this applies to the top level only.
         ascii_text_stays_raw = depth == 0 and _declares_ascii_superset(dataset)
-        planned: list[tuple[BaseTag, _Rule, Any]] = []
+        rules = self._rules
+        outcomes = self._outcomes
+        log_kept = log.kept
+        shift_tags: list[int] = []
         # Dataset.items() yields the stored elements, raw or converted, without converting.
         for tag, element in list(dataset.items()):
+            outcome_key = None
+            if isinstance(element, RawDataElement):
+                value = element.value
+                if isinstance(value, bytes) and len(value) <= MAX_VALIDATED_RAW_BYTES:
+                    outcome_key = (
+                        int(tag),
+                        element.VR,
+                        element.is_implicit_VR,
+                        element.is_little_endian,
+                        value,
+                        ascii_text_stays_raw,
+                    )
+                    outcome = outcomes.get(outcome_key)
+                    if outcome is not None:
+                        # The same raw element was cleaned in an earlier header.
+                        result, name, replacement = outcome
+                        if result == "kept":
+                            log_kept[name] += 1
+                        elif result == "removed":
+                            del dataset[tag]
+                            log.removed[name] += 1
+                        elif replacement is not None:
+                            dataset[tag] = replacement
+                            log.replaced[name] += 1
+                        continue
             rule_key = (int(tag), element.VR)
-            rule = self._rules.get(rule_key)
+            rule = rules.get(rule_key)
             if rule is None:
                 rule = self._make_rule(dataset, tag)
-                self._rules[rule_key] = rule
-            planned.append((tag, rule, element))
-        shift_tags = [int(tag) for tag, rule, _ in planned if rule.action == "shift"]
-        self._shift_temporal(dataset, shift_tags, log)
-
-        for tag, rule, element in planned:
-            action, vr, name, _ = rule
+                rules[rule_key] = rule
+            action, vr, name, cacheable = rule
+            n_warnings = len(log.warnings)
             if action == "keep":
                 # A raw element stays raw only when its VR as read is the one cleaning
                 # assumed; a mismatch (UN for a known attribute) is converted as before.
@@ -593,21 +667,19 @@ class Deidentifier:
                     and vr in TEXT_VRS
                     and _is_plain_ascii(element.value)
                 ):
-                    log.kept[name] += 1
-                elif stays_raw and rule.cacheable:
+                    log_kept[name] += 1
+                elif stays_raw and cacheable:
                     self._keep_raw(dataset, int(tag), log, element, name, vr)
                 else:
                     self._keep(dataset, int(tag), log, element, name)
             elif action == "remove":
                 del dataset[tag]
                 log.removed[name] += 1
-            elif action == "empty":
-                dataset[tag] = _written_element(tag, vr or "UN", _empty_value(vr or "UN"))
+            elif action == "empty" and vr == "SQ":
+                dataset[tag] = _written_element(tag, vr, Sequence())
                 log.replaced[name] += 1
-            elif action == "dummy":
-                dataset[tag] = DataElement(
-                    tag, vr or "UN", DUMMY_VALUES.get(vr or "UN", _DUMMY_BYTES)
-                )
+            elif action == "empty" or action == "dummy":
+                dataset[tag] = _fixed_element(int(tag), vr or "UN", empty=action == "empty")
                 log.replaced[name] += 1
             elif action == "pseudonym":
                 dataset[tag] = DataElement(tag, vr or "PN", self.patient_pseudonym)
@@ -616,6 +688,39 @@ class Deidentifier:
                 self._replace_uids(dataset, int(tag), log, element, vr)
             elif action == "recurse":
                 self._clean_sequence(dataset, int(tag), log, depth=depth, source_path=source_path)
+            elif action == "shift":
+                shift_tags.append(int(tag))
+            if (
+                outcome_key is not None
+                and action in _REMEMBERED_ACTIONS
+                and len(log.warnings) == n_warnings
+            ):
+                self._remember_outcome(outcome_key, dataset, tag, element, name)
+        if shift_tags:
+            self._shift_temporal(dataset, shift_tags, log)
+
+    def _remember_outcome(
+        self, key: tuple[Any, ...], dataset: Dataset, tag: BaseTag, element: Any, name: str
+    ) -> None:
+        """Remember what cleaning did to a raw element, so that the same element in a later
+        header is kept, removed or replaced without being looked at again.
+
+        Only results that do not depend on the rest of the header are remembered: the element
+        left unchanged, removed, or replaced by an immutable raw element. An element converted
+        in place (text re-encoded, a UID kept after conversion) is cleaned anew each time.
+        """
+        current = dataset.get_item(tag)
+        if current is None:
+            outcome: tuple[str, str, RawDataElement | None] = ("removed", name, None)
+        elif current is element:
+            outcome = ("kept", name, None)
+        elif isinstance(current, RawDataElement):
+            outcome = ("replaced", name, current)
+        else:
+            return
+        if len(self._outcomes) >= MAX_REMEMBERED_OUTCOMES:
+            self._outcomes.clear()
+        self._outcomes[key] = outcome
 
     def _make_rule(self, dataset: Dataset, tag: int) -> _Rule:
         vr = _attribute_vr(dataset, tag)
@@ -704,6 +809,18 @@ class Deidentifier:
         if key in self._validated_raw:
             log.kept[name] += 1
             return
+        if vr in BYTE_DETERMINED_VRS and vr != "CS":
+            # Converted through the cache that the series reader fills (the position and
+            # instance number of this header were converted there already); the element
+            # stays raw. A value that does not convert is handled by ``_keep``.
+            try:
+                header_value(dataset, tag)
+            except ELEMENT_CONVERSION_ERRORS:
+                pass
+            else:
+                self._validated_raw.add(key)
+                log.kept[name] += 1
+                return
         if self._keep(dataset, tag, log, element, name):
             self._validated_raw.add(key)
 
@@ -741,9 +858,7 @@ class Deidentifier:
             # The same raw value was replaced in an earlier header of the upload.
             replaced, value = known
             if replaced:
-                dataset[tag] = _written_element(
-                    tag, "UI", list(value) if len(value) > 1 else value[0]
-                )
+                dataset[tag] = _uid_element(tag, value)
                 log.replaced[name] += 1
             else:
                 log.kept[name] += 1
@@ -759,7 +874,7 @@ class Deidentifier:
         if not replaced:
             log.kept[name] += 1
             return
-        element.value = replacements[0] if len(replacements) == 1 else replacements
+        dataset[tag] = _uid_element(tag, tuple(replacements))
         log.replaced[name] += 1
 
     def _clean_sequence(
@@ -857,16 +972,31 @@ class Deidentifier:
     # -- attributes written by the de-identifier ---------------------------------------
 
     def _write_identity_attributes(self, dataset: Dataset, log: _DatasetLog) -> None:
-        for keyword in ("PatientName", "PatientID"):
-            if keyword not in dataset:
+        for keyword, tag in (("PatientName", 0x00100010), ("PatientID", 0x00100020)):
+            if tag not in dataset:
                 setattr(dataset, keyword, self.patient_pseudonym)
                 log.replaced[keyword] += 1
+        encoding = dataset.original_encoding
+        elements = self._identity_elements.get(encoding)
+        if elements is None:
+            elements = _encoded_once(self._identity_dataset(), encoding)
+            if elements is None:
+                # No little-endian encoding to share raw elements in: new elements per header.
+                elements = dict(self._identity_dataset().items())
+            else:
+                self._identity_elements[encoding] = elements
+        for tag, element in elements.items():
+            dataset[tag] = element
+
+    def _identity_dataset(self) -> Dataset:
+        """Return the attributes that state the de-identification, as written into every header."""
         method_codes = self._report.method_codes
-        dataset[_PATIENT_IDENTITY_REMOVED_TAG] = _written_element(
+        written = Dataset()
+        written[_PATIENT_IDENTITY_REMOVED_TAG] = _written_element(
             _PATIENT_IDENTITY_REMOVED_TAG, "CS", "YES"
         )
         method_values = [f"ictcf {__version__}"] + [meaning for _, meaning in method_codes]
-        dataset[_DEIDENTIFICATION_METHOD_TAG] = _written_element(
+        written[_DEIDENTIFICATION_METHOD_TAG] = _written_element(
             _DEIDENTIFICATION_METHOD_TAG, "LO", method_values
         )
         codes = []
@@ -878,12 +1008,13 @@ class Deidentifier:
             )
             item[_CODE_MEANING_TAG] = _written_element(_CODE_MEANING_TAG, "LO", meaning)
             codes.append(item)
-        dataset[_DEIDENTIFICATION_METHOD_CODE_SEQUENCE_TAG] = _written_element(
+        written[_DEIDENTIFICATION_METHOD_CODE_SEQUENCE_TAG] = _written_element(
             _DEIDENTIFICATION_METHOD_CODE_SEQUENCE_TAG, "SQ", codes
         )
-        dataset[_TEMPORAL_INFORMATION_MODIFIED_TAG] = _written_element(
+        written[_TEMPORAL_INFORMATION_MODIFIED_TAG] = _written_element(
             _TEMPORAL_INFORMATION_MODIFIED_TAG, "CS", "MODIFIED" if self.keep_dates else "REMOVED"
         )
+        return written
 
     def _replace_file_meta(self, dataset: Dataset, original_meta: Dataset | None) -> None:
         """Replace the File Meta Information and preamble, as PS3.15 E.1.1 item 7 requires."""
@@ -893,23 +1024,38 @@ class Deidentifier:
             if original_instance:
                 dataset.SOPInstanceUID = self.replace_uid(str(original_instance))
 
-        meta = FileMetaDataset()
-        meta[_META_VERSION_TAG] = _written_element(_META_VERSION_TAG, "OB", b"\x00\x01")
-        if _SOP_CLASS_UID_TAG in dataset:
-            meta.MediaStorageSOPClassUID = dataset[_SOP_CLASS_UID_TAG].value
-        if _SOP_INSTANCE_UID_TAG in dataset:
-            meta.MediaStorageSOPInstanceUID = dataset[_SOP_INSTANCE_UID_TAG].value
+        sop_class = _uid_value(dataset, _SOP_CLASS_UID_TAG)
         if transfer_syntax:
-            meta.TransferSyntaxUID = UID(str(transfer_syntax))
+            syntax: str | None = str(transfer_syntax)
         elif "PixelData" not in dataset:
-            meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        meta[_IMPLEMENTATION_CLASS_UID_TAG] = _written_element(
-            _IMPLEMENTATION_CLASS_UID_TAG, "UI", UID(ICTCF_IMPLEMENTATION_CLASS_UID)
-        )
-        meta[_IMPLEMENTATION_VERSION_NAME_TAG] = _written_element(
-            _IMPLEMENTATION_VERSION_NAME_TAG, "SH", ICTCF_IMPLEMENTATION_VERSION_NAME
-        )
-        dataset.file_meta = meta
+            syntax = ExplicitVRLittleEndian
+        else:
+            syntax = None
+        key = (None if sop_class is None else str(sop_class), syntax)
+        constant = self._meta_elements.get(key)
+        if constant is None:
+            template = FileMetaDataset()
+            template[_META_VERSION_TAG] = _written_element(_META_VERSION_TAG, "OB", b"\x00\x01")
+            if sop_class is not None:
+                template.MediaStorageSOPClassUID = sop_class
+            if syntax is not None:
+                template.TransferSyntaxUID = UID(syntax)
+            template[_IMPLEMENTATION_CLASS_UID_TAG] = _written_element(
+                _IMPLEMENTATION_CLASS_UID_TAG, "UI", UID(ICTCF_IMPLEMENTATION_CLASS_UID)
+            )
+            template[_IMPLEMENTATION_VERSION_NAME_TAG] = _written_element(
+                _IMPLEMENTATION_VERSION_NAME_TAG, "SH", ICTCF_IMPLEMENTATION_VERSION_NAME
+            )
+            # File Meta Information is always explicit VR little endian (PS3.10 7.1).
+            constant = _encoded_once(template, (False, True)) or {}
+            self._meta_elements[key] = constant
+        elements: dict[BaseTag, DataElement | RawDataElement] = dict(constant)
+        sop_instance = _uid_value(dataset, _SOP_INSTANCE_UID_TAG)
+        if sop_instance is not None:
+            tag = BaseTag(_MEDIA_STORAGE_SOP_INSTANCE_UID_TAG)
+            elements[tag] = _written_element(tag, "UI", sop_instance)
+        # pydicom keeps the dict it is given and checks that every element is of group 2.
+        dataset.file_meta = FileMetaDataset(elements)
         if isinstance(dataset, FileDataset):
             dataset.preamble = b"\x00" * 128
 
@@ -1032,6 +1178,76 @@ def _written_element(tag: int, vr: str, value: Any) -> DataElement:
     pydicom's value validation, which would otherwise run for every header of an upload.
     """
     return DataElement(tag, vr, value, validation_mode=config.IGNORE)
+
+
+def _encoded_once(
+    dataset: Dataset, encoding: tuple[Any, Any]
+) -> dict[BaseTag, DataElement | RawDataElement] | None:
+    """Encode ``dataset`` and read it back as raw elements, to be shared by many headers.
+
+    A raw element is immutable: pydicom converts it into a new element of the dataset that
+    holds it when it is first accessed, so one encoded element can be placed in every header
+    of an upload without the headers sharing a mutable value. pydicom writes raw values of a
+    dataset unchanged when the dataset keeps the encoding it was read in, so the elements are
+    encoded in the header's encoding: ``encoding`` is ``Dataset.original_encoding``, (None,
+    None) for a dataset made in memory (pydicom then converts raw elements before writing,
+    and explicit VR little endian is used). Returns None for a big-endian encoding: such
+    headers are rare and get new elements each time.
+    """
+    implicit, little_endian = encoding
+    if little_endian is False:
+        return None
+    buffer = DicomBytesIO()
+    buffer.is_implicit_VR = bool(implicit)
+    buffer.is_little_endian = True
+    write_dataset(buffer, dataset)
+    parsed = read_dataset(
+        BytesIO(buffer.getvalue()), is_implicit_VR=bool(implicit), is_little_endian=True
+    )
+    return {BaseTag(tag): parsed.get_item(tag) for tag in parsed.keys()}  # noqa: SIM118
+
+
+@functools.lru_cache(maxsize=1024)
+def _fixed_element(tag: int, vr: str, *, empty: bool) -> RawDataElement:
+    """Return the empty (action Z) or dummy (action D) element of an attribute (not a
+    sequence).
+
+    Both are raw elements, which are immutable and can be shared by every header: an empty
+    value has no bytes, and the dummy values are ASCII text or zero bytes, the same in every
+    encoding.
+    """
+    if empty:
+        value = b""
+    else:
+        dummy = DUMMY_VALUES.get(vr)
+        value = _DUMMY_BYTES if dummy is None else str(dummy).encode("ascii")
+        if len(value) % 2:
+            value += b"\x00" if vr == "UI" else b" "
+    return RawDataElement(BaseTag(tag), vr, len(value), value, 0, False, True)
+
+
+def _uid_element(tag: int, uids: tuple[str, ...]) -> RawDataElement:
+    """Return a UI element holding replacement UIDs, as an immutable raw element.
+
+    Replacement UIDs are digits and dots, so the bytes are the same in every encoding.
+    """
+    value = "\\".join(uids).encode("ascii")
+    if len(value) % 2:
+        value += b"\x00"
+    return RawDataElement(BaseTag(tag), "UI", len(value), value, 0, False, True)
+
+
+def _uid_value(dataset: Dataset, tag: int) -> Any:
+    """Return a UID attribute's value (None when absent), without converting a raw element
+    that holds one UID: its text is decoded as pydicom decodes UI values."""
+    element = dataset.get_item(tag)
+    if element is None:
+        return None
+    if isinstance(element, RawDataElement) and element.VR in (None, "UI"):
+        value = element.value
+        if isinstance(value, bytes) and b"\\" not in value:
+            return value.decode(default_encoding).strip(" \x00")
+    return dataset[tag].value
 
 
 def _empty_value(vr: str | None) -> Any:

@@ -68,7 +68,7 @@ _DECODER_HINTS = {
 
 #: VRs whose value pydicom converts from the bytes alone (not the character set or other
 #: attributes), so :func:`header_value` may convert a repeated raw value once.
-_BYTE_DETERMINED_VRS = frozenset(
+BYTE_DETERMINED_VRS = frozenset(
     {"AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "SL", "SS", "SV", "TM", "UI", "UL"}
     | {"US", "UV"}
 )
@@ -92,9 +92,10 @@ def _dictionary_vr(tag: int) -> str | None:
         return None
 
 
-@functools.lru_cache(maxsize=_CONVERTED_VALUE_CACHE_SIZE)
-def _converted_value(raw: RawDataElement) -> Any:
-    return convert_raw_data_element(raw, encoding=default_encoding).value
+#: Converted values of raw elements by (tag, VR as read, implicit VR, little endian, bytes).
+#: A plain dict cleared when full: cheaper to look up than ``functools.lru_cache`` keyed by the
+#: element, and a series needs far fewer entries than the limit.
+_converted_values: dict[tuple[int, str | None, bool, bool, bytes], Any] = {}
 
 
 def header_value(dataset: Dataset, keyword: str | int, default: Any = None) -> Any:
@@ -103,7 +104,7 @@ def header_value(dataset: Dataset, keyword: str | int, default: Any = None) -> A
     ``keyword`` is a DICOM keyword or a tag as an integer (0x00280010 for Rows).
 
     A header read from file contains raw elements that pydicom converts on first access. For a
-    public attribute of a VR in ``_BYTE_DETERMINED_VRS`` the converted value is cached by
+    public attribute of a VR in ``BYTE_DETERMINED_VRS`` the converted value is cached by
     tag, VR, encoding and bytes, so the same value in the next file of a series is not
     converted again, and the element stays raw in ``dataset``. Other elements are converted
     in place as ``Dataset.get`` does. The returned object may be shared between datasets,
@@ -115,15 +116,60 @@ def header_value(dataset: Dataset, keyword: str | int, default: Any = None) -> A
     element = dataset.get_item(tag)
     if element is None:
         return default
-    if (
-        isinstance(element, RawDataElement)
-        and isinstance(element.value, bytes)
-        and len(element.value) <= _CONVERTED_VALUE_MAX_BYTES
-        and (element.VR or _dictionary_vr(tag)) in _BYTE_DETERMINED_VRS
-    ):
-        # value_tell is where the value sat in its file; it plays no part in the conversion.
-        return _converted_value(element._replace(value_tell=0))
+    if isinstance(element, RawDataElement):
+        value = element.value
+        if (
+            isinstance(value, bytes)
+            and len(value) <= _CONVERTED_VALUE_MAX_BYTES
+            and (element.VR or _dictionary_vr(tag)) in BYTE_DETERMINED_VRS
+        ):
+            # value_tell (where the value sat in its file) plays no part in the conversion.
+            key = (tag, element.VR, element.is_implicit_VR, element.is_little_endian, value)
+            try:
+                return _converted_values[key]
+            except KeyError:
+                pass
+            converted = convert_raw_data_element(element, encoding=default_encoding).value
+            if len(_converted_values) >= _CONVERTED_VALUE_CACHE_SIZE:
+                _converted_values.clear()
+            _converted_values[key] = converted
+            return converted
     return dataset[tag].value
+
+
+def header_text(dataset: Dataset, keyword: str | int, default: Any = None) -> Any:
+    """Return a text attribute value as :func:`header_value` does, reading plain ASCII directly.
+
+    A raw value of plain ASCII bytes (no ESC byte, which starts ISO 2022 code switching)
+    decodes the same under every character set pydicom maps a DICOM declaration to, so it is
+    decoded without pydicom's character set handling: one value is returned as ``str`` with
+    trailing spaces and NULs removed, several as a list. Other values go through
+    :func:`header_value`.
+    """
+    tag = keyword if isinstance(keyword, int) else _tag_of(keyword)
+    element = dataset.get_item(tag) if tag is not None else None
+    if isinstance(element, RawDataElement):
+        value = element.value
+        if isinstance(value, bytes) and value.isascii() and b"\x1b" not in value:
+            parts = [part.rstrip(" \x00") for part in value.decode("ascii").split("\\")]
+            return parts[0] if len(parts) == 1 else parts
+    return header_value(dataset, keyword, default)
+
+
+def single_uid(dataset: Dataset, keyword: str | int) -> str:
+    """Return a UID attribute as text, empty when absent, without converting a raw element.
+
+    A raw value is decoded as pydicom decodes UI values; other values are converted.
+    """
+    tag = keyword if isinstance(keyword, int) else _tag_of(keyword)
+    element = dataset.get_item(tag) if tag is not None else None
+    if element is None:
+        return ""
+    if isinstance(element, RawDataElement) and element.VR in (None, "UI"):
+        value = element.value
+        if isinstance(value, bytes) and b"\\" not in value:
+            return value.decode(default_encoding).strip(" \x00")
+    return str(dataset[tag].value if tag is not None else "")
 
 
 class MissingAttributeError(ValueError):
@@ -186,9 +232,23 @@ def _first_item(container: Dataset | None, keyword: str) -> Dataset | None:
     return item
 
 
+_TRANSFER_SYNTAX_UID_TAG = 0x00020010
+_SHARED_FUNCTIONAL_GROUPS_TAG = 0x52009229
+_PER_FRAME_FUNCTIONAL_GROUPS_TAG = 0x52009230
+_MODALITY_LUT_SEQUENCE_TAG = 0x00283000
+_RESCALE_INTERCEPT_TAG = 0x00281052
+_RESCALE_SLOPE_TAG = 0x00281053
+
+
 def _functional_groups(
     dataset: Dataset, frame_index: int | None
 ) -> tuple[Dataset | None, Dataset | None]:
+    if (
+        _SHARED_FUNCTIONAL_GROUPS_TAG not in dataset
+        and _PER_FRAME_FUNCTIONAL_GROUPS_TAG not in dataset
+    ):
+        # A single-frame image (the common case) has no functional groups.
+        return None, None
     shared = _first_item(dataset, "SharedFunctionalGroupsSequence")
     per_frame = None
     sequence = dataset.get("PerFrameFunctionalGroupsSequence")
@@ -204,10 +264,11 @@ def _macro_value(
     keyword: str,
 ) -> tuple[Any, str]:
     """Find ``keyword`` in a functional-group macro (per-frame, then shared), then at top level."""
-    for level, group in zip(("per-frame", "shared"), groups, strict=True):
-        item = _first_item(group, macro)
-        if item is not None and keyword in item and item[keyword].value not in (None, ""):
-            return item[keyword].value, level
+    if groups != (None, None):
+        for level, group in zip(("per-frame", "shared"), groups, strict=True):
+            item = _first_item(group, macro)
+            if item is not None and keyword in item and item[keyword].value not in (None, ""):
+                return item[keyword].value, level
     value = header_value(dataset, keyword)
     if value not in (None, ""):
         return value, "top-level"
@@ -262,13 +323,18 @@ def frame_attributes(dataset: Dataset, frame_index: int | None = None) -> FrameA
     thickness, _ = _macro_value(dataset, groups, "PixelMeasuresSequence", "SliceThickness")
     between, _ = _macro_value(dataset, groups, "PixelMeasuresSequence", "SpacingBetweenSlices")
 
-    rescale, source = frame_rescale(dataset, frame_index)
+    rescale, source = _frame_rescale(dataset, groups)
 
     frame_type_value, level = _macro_value(dataset, groups, "CTImageFrameTypeSequence", "FrameType")
     if level == "top-level" or frame_type_value is None:
         frame_type_value = header_value(dataset, "ImageType")
     frame_type = _as_strings(frame_type_value)
-    kernel_value, _ = _macro_value(dataset, groups, "CTReconstructionSequence", "ConvolutionKernel")
+    if groups == (None, None):
+        kernel_value = header_text(dataset, "ConvolutionKernel")
+    else:
+        kernel_value, _ = _macro_value(
+            dataset, groups, "CTReconstructionSequence", "ConvolutionKernel"
+        )
     kernel = "\\".join(_as_strings(kernel_value))
 
     return FrameAttributes(
@@ -300,14 +366,20 @@ def frame_rescale(
         Where the values came from: ``"per-frame"``, ``"shared"``, ``"top-level"``,
         ``"modality-lut"`` or ``"missing"``.
     """
-    groups = _functional_groups(dataset, frame_index)
-    for level, group in zip(("per-frame", "shared"), groups, strict=True):
-        item = _first_item(group, "PixelValueTransformationSequence")
-        if item is not None and ("RescaleSlope" in item or "RescaleIntercept" in item):
-            return _slope_intercept(item), level
-    if dataset.get("ModalityLUTSequence"):
+    return _frame_rescale(dataset, _functional_groups(dataset, frame_index))
+
+
+def _frame_rescale(
+    dataset: Dataset, groups: tuple[Dataset | None, Dataset | None]
+) -> tuple[tuple[float, float] | None, str]:
+    if groups != (None, None):
+        for level, group in zip(("per-frame", "shared"), groups, strict=True):
+            item = _first_item(group, "PixelValueTransformationSequence")
+            if item is not None and ("RescaleSlope" in item or "RescaleIntercept" in item):
+                return _slope_intercept(item), level
+    if _MODALITY_LUT_SEQUENCE_TAG in dataset and dataset.get("ModalityLUTSequence"):
         return None, "modality-lut"
-    if "RescaleSlope" in dataset or "RescaleIntercept" in dataset:
+    if _RESCALE_SLOPE_TAG in dataset or _RESCALE_INTERCEPT_TAG in dataset:
         return _slope_intercept(dataset), "top-level"
     return None, "missing"
 
@@ -331,7 +403,7 @@ def localizer_reason(dataset: Dataset, frame_type: tuple[str, ...]) -> str | Non
     marked = LOCALIZER_IMAGE_TYPES.intersection(frame_type)
     if marked:
         return f"localizer: (0008,0008) ImageType contains {sorted(marked)[0]}"
-    description = str(dataset.get("SeriesDescription", "")).upper()
+    description = str(header_text(dataset, "SeriesDescription", "")).upper()
     for word in sorted(LOCALIZER_IMAGE_TYPES):
         if word in description:
             return f"localizer: (0008,103E) SeriesDescription contains {word}"
@@ -346,8 +418,14 @@ def is_secondary_capture(dataset: Dataset) -> bool:
 def transfer_syntax(dataset: Dataset) -> str:
     """Return (0002,0010) TransferSyntaxUID, or Implicit VR Little Endian when absent."""
     meta = getattr(dataset, "file_meta", None)
-    value = meta.get("TransferSyntaxUID") if meta is not None else None
+    value = header_value(meta, _TRANSFER_SYNTAX_UID_TAG) if meta is not None else None
     return str(value) if value else str(dicom_uid.ImplicitVRLittleEndian)
+
+
+@functools.lru_cache(maxsize=64)
+def is_compressed_syntax(transfer_syntax_uid: str) -> bool:
+    """Return whether pixel data in this transfer syntax are encapsulated (compressed)."""
+    return dicom_uid.UID(transfer_syntax_uid).is_compressed
 
 
 def unsupported_syntax_message(transfer_syntax_uid: str) -> str | None:
