@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ictcf.cli.common import CLIContext, database_url_option, pass_cli_context
-from ictcf.cli.model_cmd import DEFAULT_JOBS, cv_folds_option
+from ictcf.cli.model_cmd import cv_folds_option, jobs_option, seed_option
 from ictcf.evaluation.cross_validation import DEFAULT_REPEATS
 from ictcf.models.estimators import MODEL_KINDS
 from ictcf.pipeline import DEMO_MODELS, run_demo
@@ -31,13 +31,7 @@ from ictcf.pipeline import DEMO_MODELS, run_demo
     help="Repeats of the k-fold cross-validation, each with a new shuffle.",
 )
 @cv_folds_option
-@click.option(
-    "--seed",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Seed of the fold shuffles and of network training; one seed fixes the whole run.",
-)
+@seed_option
 @click.option(
     "--model",
     "models",
@@ -46,14 +40,7 @@ from ictcf.pipeline import DEMO_MODELS, run_demo
     help="Model kind to evaluate; repeat for several "
     f"(default: {' and '.join(DEMO_MODELS)}, on the same folds).",
 )
-@click.option(
-    "--jobs",
-    type=click.IntRange(min=1),
-    default=DEFAULT_JOBS,
-    show_default=True,
-    help="Worker processes fitting cross-validation folds at the same time (default: the "
-    "number of CPUs; 1 fits every fold in this process). Results are identical for any value.",
-)
+@jobs_option
 @click.option(
     "--output",
     "-o",

@@ -97,7 +97,8 @@ def cv_folds_option(function: click.decorators.FC) -> click.decorators.FC:
     )(function)
 
 
-def _seed_option(function: click.decorators.FC) -> click.decorators.FC:
+def seed_option(function: click.decorators.FC) -> click.decorators.FC:
+    """Add ``--seed``, shared by the commands that fit models and ``demo``."""
     return click.option(
         "--seed",
         type=int,
@@ -107,7 +108,8 @@ def _seed_option(function: click.decorators.FC) -> click.decorators.FC:
     )(function)
 
 
-def _jobs_option(function: click.decorators.FC) -> click.decorators.FC:
+def jobs_option(function: click.decorators.FC) -> click.decorators.FC:
+    """Add ``--jobs``, shared by the commands that cross-validate and ``demo``."""
     return click.option(
         "--jobs",
         type=click.IntRange(min=1),
@@ -116,6 +118,17 @@ def _jobs_option(function: click.decorators.FC) -> click.decorators.FC:
         help="Worker processes fitting cross-validation folds at the same time (default: the "
         "number of CPUs; 1 fits every fold in this process). Results are identical for any "
         "value.",
+    )(function)
+
+
+def _model_dir_option(function: click.decorators.FC) -> click.decorators.FC:
+    return click.option(
+        "--model",
+        "model_path",
+        type=click.Path(path_type=Path),
+        metavar="DIR",
+        required=True,
+        help="Model folder written by `ictcf train`.",
     )(function)
 
 
@@ -160,8 +173,8 @@ def _cohort_option(function: click.decorators.FC) -> click.decorators.FC:
     help="Upper limit on the network's training epochs per fold (early stopping usually ends "
     "sooner).",
 )
-@_seed_option
-@_jobs_option
+@seed_option
+@jobs_option
 @click.option(
     "--no-hospital-holdout",
     is_flag=True,
@@ -285,8 +298,8 @@ def cross_validate_command(
     show_default=True,
     help="Upper limit on the network's training epochs (early stopping usually ends sooner).",
 )
-@_seed_option
-@_jobs_option
+@seed_option
+@jobs_option
 @_cohort_option
 @database_url_option
 @functools.partial(
@@ -359,14 +372,7 @@ def train_command(
 
 
 @click.command("predict")
-@click.option(
-    "--model",
-    "model_path",
-    type=click.Path(path_type=Path),
-    metavar="DIR",
-    required=True,
-    help="Model folder written by `ictcf train`.",
-)
+@_model_dir_option
 @click.option(
     "--patients",
     "patient_keys",
@@ -529,14 +535,7 @@ def select_patients(
 
 
 @click.command("evaluate")
-@click.option(
-    "--model",
-    "model_path",
-    type=click.Path(path_type=Path),
-    metavar="DIR",
-    required=True,
-    help="Model folder written by `ictcf train`.",
-)
+@_model_dir_option
 @click.option(
     "--data",
     "data_path",
