@@ -190,6 +190,31 @@ def learning_rate_factor(step: int, decay: float) -> float:
     return 1.0 / (1.0 + decay * step)
 
 
+def check_training_data(X: np.ndarray, y: np.ndarray, n_classes: int) -> None:
+    """Check a feature matrix and its class indices before any model is fitted.
+
+    Raises
+    ------
+    InputError
+        If the shapes disagree, a class index lies outside ``[0, n_classes)``, fewer than two
+        classes are present, or a feature is NaN or infinite.
+    """
+    if X.ndim != 2 or y.shape != (X.shape[0],):
+        raise InputError(
+            f"Training data shapes disagree: X {X.shape}, y {y.shape}; expected "
+            "(n_samples, n_features) and (n_samples,)."
+        )
+    if len(y) and (y.min() < 0 or y.max() >= n_classes):
+        raise InputError(f"Class indices must lie in [0, {n_classes - 1}]; got {sorted(set(y))}.")
+    if len(np.unique(y)) < 2:
+        raise InputError(
+            f"Training needs at least two classes; got {len(y)} samples of classes "
+            f"{sorted(set(y.tolist()))}."
+        )
+    if not np.isfinite(X).all():
+        raise InputError("Training features contain NaN or infinite values.")
+
+
 def class_weights_for(labels: np.ndarray, n_classes: int) -> np.ndarray:
     """Return n / (n_classes * n_c) per class; a class absent from ``labels`` gets weight 0."""
     counts = np.bincount(labels, minlength=n_classes).astype(float)
@@ -267,20 +292,7 @@ def train_cf_network(
     """
     X = np.asarray(X, dtype=np.float32)
     y = np.asarray(y, dtype=np.int64)
-    if X.ndim != 2 or y.shape != (X.shape[0],):
-        raise InputError(
-            f"Training data shapes disagree: X {X.shape}, y {y.shape}; expected "
-            "(n_samples, n_features) and (n_samples,)."
-        )
-    if len(y) and (y.min() < 0 or y.max() >= n_classes):
-        raise InputError(f"Class indices must lie in [0, {n_classes - 1}]; got {sorted(set(y))}.")
-    if len(np.unique(y)) < 2:
-        raise InputError(
-            f"Training needs at least two classes; got {len(y)} samples of classes "
-            f"{sorted(set(y.tolist()))}."
-        )
-    if not np.isfinite(X).all():
-        raise InputError("Training features contain NaN or infinite values.")
+    check_training_data(X, y, n_classes)
 
     rng = np.random.default_rng(config.seed)
     fit_index, validation_index = _split_validation(y, config, rng)

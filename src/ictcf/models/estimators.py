@@ -19,7 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 from ictcf.errors import InputError, ModelError
-from ictcf.models.cf_network import CFNetworkConfig, class_weights_for
+from ictcf.models.cf_network import CFNetworkConfig, check_training_data, class_weights_for
 
 logger = logging.getLogger(__name__)
 
@@ -208,23 +208,6 @@ def model_config_from_dict(kind: str, values: dict[str, Any]) -> ModelConfig:
     raise ModelError(f"Unknown model kind {kind!r}: this ictcf reads {', '.join(MODEL_KINDS)}.")
 
 
-def _check_training_data(X: np.ndarray, y: np.ndarray, n_classes: int) -> None:
-    if X.ndim != 2 or y.shape != (X.shape[0],):
-        raise InputError(
-            f"Training data shapes disagree: X {X.shape}, y {y.shape}; expected "
-            "(n_samples, n_features) and (n_samples,)."
-        )
-    if len(y) and (y.min() < 0 or y.max() >= n_classes):
-        raise InputError(f"Class indices must lie in [0, {n_classes - 1}]; got {sorted(set(y))}.")
-    if len(np.unique(y)) < 2:
-        raise InputError(
-            f"Training needs at least two classes; got {len(y)} samples of classes "
-            f"{sorted(set(y.tolist()))}."
-        )
-    if not np.isfinite(X).all():
-        raise InputError("Training features contain NaN or infinite values.")
-
-
 def fit_estimator(
     X: np.ndarray,
     y: np.ndarray,
@@ -259,7 +242,7 @@ def fit_estimator(
     """
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64)
-    _check_training_data(X, y, n_classes)
+    check_training_data(X, y, n_classes)
     weights = class_weights_for(y, n_classes)
     estimator: Estimator
     if isinstance(config, GradientBoostingConfig):
