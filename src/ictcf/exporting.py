@@ -34,7 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ictcf.db.models import Patient
-from ictcf.db.queries import load_cf_catalogue, load_measurements, load_patients
+from ictcf.db.queries import PATIENT_COLUMNS, load_cf_catalogue, load_measurements, load_patients
 from ictcf.errors import DataNotFoundError, InputError
 from ictcf.ingest.files import apply_default_mode
 
@@ -64,25 +64,9 @@ LIST_SEPARATOR = "; "
 
 #: Patient fields repeated on every row of the long layout.
 LONG_PATIENT_COLUMNS = ["patient_id", "source_id", "cohort", "hospital"]
-#: Patient fields of the wide layout, before the CF columns.
-WIDE_PATIENT_COLUMNS = [
-    "patient_id",
-    "source_id",
-    "source_number",
-    "cohort",
-    "hospital",
-    "age",
-    "age_band",
-    "sex",
-    "body_temperature",
-    "pcr_result",
-    "ct_evidence",
-    "morbidity_form",
-    "morbidity_type",
-    "outcome",
-    "underlying_diseases",
-    "has_underlying_disease",
-]
+#: Patient fields of the wide layout, before the CF columns: those of the patient table
+#: without its count of measurements.
+WIDE_PATIENT_COLUMNS = [column for column in PATIENT_COLUMNS if column != "n_measurements"]
 #: Measurement columns of the long layout, after the patient fields.
 LONG_MEASUREMENT_COLUMNS = [
     "abbreviation",
