@@ -174,13 +174,13 @@ _ALWAYS_CONVERTED_VRS: Final = TEXT_VRS | {"SQ", "UN"}
 # of that cache: a CT header holds a few dozen short values that change from slice to slice.
 MAX_VALIDATED_RAW_BYTES: Final = 1024
 # Raw elements whose cleaning result is remembered (see ``Deidentifier._remember_outcome``).
-# A CT header has about a hundred elements and a series repeats most of them, so this holds
-# the repeated ones of several series; beyond it the memory is cleared and refilled.
+# A CT header has about a hundred elements and a series repeats most of them, so this limit
+# covers the repeated ones of several series. Beyond it the memory is cleared and refilled.
 MAX_REMEMBERED_OUTCOMES: Final = 20_000
 # Actions whose result depends only on the element itself.
 _REMEMBERED_ACTIONS: Final = frozenset({"keep", "remove", "empty", "dummy", "uid"})
-# Distinct (name, ID, character set) values whose lookup key is remembered; an upload holds
-# one patient, so more means a mixed upload and the memory is bounded by clearing.
+# Distinct (name, ID, character set) values whose lookup key is remembered. An upload contains
+# one patient, so more values mean a mixed upload, and clearing bounds the memory.
 MAX_CACHED_LOOKUP_KEYS: Final = 64
 # Bytes per value of the binary number VRs (PS3.5 Table 6.2-1).
 _BINARY_VALUE_BYTES: Final = {
@@ -1186,7 +1186,7 @@ def _encoded_once(
     """Encode ``dataset`` and read it back as raw elements, to be shared by many headers.
 
     A raw element is immutable: pydicom converts it into a new element of the dataset that
-    holds it when it is first accessed, so one encoded element can be placed in every header
+    contains it when it is first accessed, so one encoded element can be placed in every header
     of an upload without the headers sharing a mutable value. pydicom writes raw values of a
     dataset unchanged when the dataset keeps the encoding it was read in, so the elements are
     encoded in the header's encoding: ``encoding`` is ``Dataset.original_encoding``, (None,
@@ -1239,7 +1239,7 @@ def _uid_element(tag: int, uids: tuple[str, ...]) -> RawDataElement:
 
 def _uid_value(dataset: Dataset, tag: int) -> Any:
     """Return a UID attribute's value (None when absent), without converting a raw element
-    that holds one UID: its text is decoded as pydicom decodes UI values."""
+    that contains one UID: its text is decoded as pydicom decodes UI values."""
     element = dataset.get_item(tag)
     if element is None:
         return None
