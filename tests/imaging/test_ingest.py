@@ -7,6 +7,7 @@ import io
 import json
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -18,8 +19,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ictcf.db import CTSeries, CTSlice, Patient, SliceLabel, open_database
 from ictcf.errors import ConflictError, DataNotFoundError, InputError
+from ictcf.imaging import ingest_ct
 from ictcf.imaging.export_slices import PNG_WINDOW_KEY, export_slices
 from ictcf.imaging.ingest_ct import (
+    _is_int16_hu,
     collect_garbage,
     import_dicom,
     import_jpeg_series,
@@ -580,3 +583,50 @@ def test_labelled_slices_from_zip(
     report = import_labelled_slices(factory, archive, store=store)
     assert report.n_series_imported == 2
     assert report.n_slices_stored == 6
+
+
+def test_int16_volume_check() -> None:
+    assert _is_int16_hu(np.array([[-1024.0, 0.0], [3071.0, 32767.0]], dtype=np.float32))
+    assert not _is_int16_hu(np.array([[-1024.0, 0.5]], dtype=np.float32))
+    assert not _is_int16_hu(np.array([[-40000.0, 0.0]], dtype=np.float32))
+    assert not _is_int16_hu(np.zeros((0, 0), dtype=np.float32))
+
+
+def test_fractional_hu_series_segmented_like_integral(
+    factory: sessionmaker[Session],
+    store: SliceStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The first slices have integral HU, so the lung volume starts as int16; a later slice
+    # rescaled by 0.5 has fractional HU and makes the import switch the volume to float32.
+    volume = phantom_volume(8)
+    add_patient(factory, 5)
+    add_patient(factory, 6)
+    write_ct_series(tmp_path / "integral", volume)
+    fractional = write_ct_series(tmp_path / "fractional", volume)
+    dataset = pydicom.dcmread(fractional[5])
+    stored = dataset.pixel_array.astype(np.int32)
+    dataset.PixelData = (stored * 2 + 1).astype(np.int16).tobytes()
+    dataset.RescaleSlope = 0.5
+    dataset.save_as(fractional[5], enforce_file_format=True)
+    assert float(pydicom.dcmread(fractional[5]).RescaleSlope) == 0.5
+
+    volume_types: list[np.dtype[Any]] = []
+    original = ingest_ct._extract_lungs_hu
+
+    def record_type(*args: Any, **kwargs: Any) -> None:
+        volume_types.append(args[3].dtype)
+        original(*args, **kwargs)
+
+    monkeypatch.setattr(ingest_ct, "_extract_lungs_hu", record_type)
+    import_dicom(factory, tmp_path / "integral", patient="5", store=store, secret=SECRET)
+    import_dicom(factory, tmp_path / "fractional", patient="6", store=store, secret=SECRET)
+    assert volume_types == [np.dtype(np.int16), np.dtype(np.float32)]
+    patient_of_series = {series.id: series.patient_id for series in _series_rows(factory)}
+    areas: dict[int, list[int | None]] = {}
+    for row in sorted(_slice_rows(factory), key=lambda row: (row.series_id, row.index)):
+        areas.setdefault(patient_of_series[row.series_id], []).append(row.lung_area_px)
+    first, second = areas.values()
+    assert len(first) == len(second) == 8
+    assert first == second

@@ -182,3 +182,26 @@ def test_jpeg_series_lung_area_continuous(shared_data: Path) -> None:
     assert shares.max() > 0.1
     with_lung = np.flatnonzero(areas)
     assert (areas[with_lung[0] : with_lung[-1] + 1] > 0).all()
+
+
+#: (slice index in anatomical order from the feet, row, column) inside three posterior
+#: subpleural consolidations of COVID-CT-MD P001, on slices labelled as infected. Each lies
+#: at least 7 mm inside its lesion, which replaces the pleura over several centimetres.
+P001_SUBPLEURAL_CONSOLIDATIONS = ((45, 367, 163), (59, 361, 147), (94, 330, 367))
+
+
+def test_covid_subpleural_consolidation_kept(shared_data: Path) -> None:
+    folder = _require(shared_data / "covid-ct-md" / "P001")
+    scan = plan_dicom_series(sorted(folder.glob("*.dcm")))
+    plan = max(scan.series, key=lambda item: len(item.frames))
+    volume = np.stack([item.hu for item in iter_hu_slices(plan)])
+    spacing = tuple(float(value) for value in plan.geometry.spacing_mm)
+    assert volume.shape == (148, 512, 512)
+    mask = segment_lungs_hu(volume, spacing_mm=spacing)
+    rows, columns = np.mgrid[-4:5, -4:5]
+    disc = rows**2 + columns**2 <= 16  # 3 mm radius at 0.75 mm pixels
+    for index, row, column in P001_SUBPLEURAL_CONSOLIDATIONS:
+        # Partly aerated: between aerated lung and soft tissue.
+        assert -400.0 < volume[index, row, column] < 0.0
+        around = mask[index, row - 4 : row + 5, column - 4 : column + 5]
+        assert around[disc].all(), f"slice {index}: consolidation at ({row}, {column}) left out"

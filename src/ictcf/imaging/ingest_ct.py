@@ -81,6 +81,10 @@ RASTER_BURNED_IN_REASON = (
 STORE_WORKERS = max(1, min(4, os.cpu_count() or 1))
 #: Queued slices per worker before the reader waits; bounds the slices held in memory.
 MAX_PENDING_PER_WORKER = 2
+#: Range of int16, the type of the HU volume kept for lung segmentation when every slice has
+#: integral HU in it (half the memory of float32 for a long series).
+INT16_MIN = float(np.iinfo(np.int16).min)
+INT16_MAX = float(np.iinfo(np.int16).max)
 #: Blobs younger than this are never deleted by garbage collection, seconds, so an import
 #: that is still running keeps the blobs it has written but not yet committed.
 GARBAGE_MIN_AGE_S = 3600.0
@@ -820,7 +824,7 @@ def _read_dicom_series(
         )
     if plan.burned_in_annotation is not None and str(plan.burned_in_annotation).upper() == "YES":
         draft.burned_in_text_reason = "(0028,0301) BurnedInAnnotation is YES"
-    volume: npt.NDArray[np.float32] | None = None
+    volume: npt.NDArray[np.float32] | npt.NDArray[np.int16] | None = None
     slices = progress_bar(
         iter_hu_slices(plan),
         enabled=progress,
@@ -851,17 +855,30 @@ def _read_dicom_series(
             workers.submit(_write_hu_images, store, stored, hu)
             if extract_lungs:
                 if volume is None:
-                    volume = np.empty((n_slices, *hu.shape), dtype=np.float32)
+                    dtype = np.int16 if _is_int16_hu(hu) else np.float32
+                    volume = np.empty((n_slices, *hu.shape), dtype=dtype)
                 if hu.shape != volume.shape[1:]:
                     raise InputError(
                         f"Slice {hu_slice.index} of series {number + 1} has shape {hu.shape}, "
                         f"the series' first slice {volume.shape[1:]}. Split the series or "
                         "re-export it."
                     )
+                if volume.dtype == np.int16 and not _is_int16_hu(hu):
+                    volume = volume.astype(np.float32)
                 volume[hu_slice.index] = hu
         if extract_lungs and volume is not None:
             _extract_lungs_hu(store, workers, draft, volume, geometry.spacing_mm)
     return draft
+
+
+def _is_int16_hu(hu: npt.NDArray[np.float32]) -> bool:
+    """Check that a slice's HU are integers within int16, so int16 stores them exactly.
+
+    The volume kept for 3-D lung segmentation is int16 then, half the memory of float32.
+    """
+    if hu.size == 0 or float(hu.min()) < INT16_MIN or float(hu.max()) > INT16_MAX:
+        return False
+    return bool(np.array_equal(hu, np.rint(hu)))
 
 
 def _dicom_series_key(header: Any, split_index: int, source_sha256: str) -> str:
@@ -882,7 +899,7 @@ def _extract_lungs_hu(
     store: SliceStore,
     workers: _SliceWorkers,
     draft: _SeriesDraft,
-    volume: npt.NDArray[np.float32],
+    volume: npt.NDArray[np.float32] | npt.NDArray[np.int16],
     spacing_mm: Any,
 ) -> None:
     from ictcf.imaging.lung import extract_lung_hu_slice, segment_lungs_hu
@@ -913,7 +930,7 @@ def _extract_hu_slice(
     extract: Callable[..., Any],
     store: SliceStore,
     stored: _StoredSlice,
-    hu: npt.NDArray[np.float32],
+    hu: npt.NDArray[np.float32] | npt.NDArray[np.int16],
     mask: npt.NDArray[np.bool_],
     pixel_spacing: tuple[float, float] | None,
 ) -> None:

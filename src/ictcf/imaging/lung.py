@@ -30,7 +30,10 @@ The HU method, step by step (``docs/lung-extraction.md`` has the reasons and lim
    This rejects bowel and stomach gas, skin folds, noise in fat and the trachea stump.
 5. Dense regions (consolidation, masses, vessels) are kept inside each lung: per lung and
    slice a closing with a ``DENSE_CLOSING_RADIUS_MM`` disc, then hole filling, limited to the
-   body and to voxels below ``BONE_THRESHOLD_HU``.
+   body and to voxels below ``BONE_THRESHOLD_HU``. Partly aerated consolidation that
+   replaces the costal pleura (too broad for the closing) is put back up to the ribs: it
+   lies inside the convex hull of the lung and its ribs, borders the lung, is lined by ribs
+   and has a median below ``CONSOLIDATION_MAX_MEDIAN_HU``.
 6. In-plane lung regions smaller than ``LUNG_MIN_REGION_AREA_MM2`` are removed.
 """
 
@@ -50,6 +53,10 @@ from ictcf.errors import InputError
 from ictcf.imaging.quality import SliceQC, check_pixel_spacing, measure_slice_quality
 
 logger = logging.getLogger(__name__)
+
+#: A CT volume in HU as the HU path processes it: float32, or int16 when the caller stores
+#: integral HU that way (half the memory, with the same thresholds and results).
+_HUVolume = NDArray[np.float32] | NDArray[np.int16]
 
 #: Side of the square lung crop fed to the slice classifier, in pixels (the paper's 200x200).
 LUNG_CROP_SIZE = 200
@@ -120,6 +127,45 @@ DENSE_CLOSING_RADIUS_MM = 5.0
 VESSEL_MAX_AREA_MM2 = 120.0
 #: Voxels above this HU (bone) are never added to a lung by the closing.
 BONE_THRESHOLD_HU = 300.0
+
+# Costal consolidation: partly aerated consolidation that replaces the lung at the costal
+# pleura, between the aerated lung and the ribs (see _costal_consolidation). The values were
+# chosen on the COVID-CT-MD series P001, cap001 and normal001 and checked on the UIIP volumes.
+
+#: Bone farther than this outside the convex hull of a lung is not one of its ribs (it is the
+#: scapula, the arm or a rib behind the scapula), in mm.
+RIB_MAX_DISTANCE_MM = 10.0
+#: Bone and candidates this close to the body midline are spine, sternum or mediastinum,
+#: never ribs or costal consolidation, in mm (half the width of a vertebral body plus the
+#: paravertebral gutter).
+MIDLINE_BAND_MM = 30.0
+#: Candidates this close to bone are rib marrow or the cortex's partial-volume rim, in mm.
+RIB_MARGIN_MM = 2.0
+#: Layer along the edge of the convex hull of a lung and its ribs taken as chest wall (ribs
+#: and the intercostal muscle between them), in mm. With 4 mm the fill reached into the
+#: intercostal spaces of a phantom with 7.5 mm thick ribs.
+RIB_LAYER_MM = 6.0
+#: Regions thinner than this are removed by an opening before the tests, in mm. They are
+#: pleura and extrapleural fat along healthy lung.
+CONSOLIDATION_MIN_THICKNESS_MM = 6.0
+#: Smallest costal consolidation put back, in mm² per slice.
+CONSOLIDATION_MIN_AREA_MM2 = 100.0
+#: Shortest border a costal consolidation shares with the aerated lung, in mm.
+CONSOLIDATION_MIN_CONTACT_MM = 10.0
+#: Chest-wall layer pixels within ``RIB_LAYER_MM`` plus this distance of a rib count as lined
+#: by it, in mm.
+RIB_LINING_DISTANCE_MM = 4.0
+#: Share of the chest-wall layer along a candidate that ribs must line. In an axial slice ribs
+#: cover roughly half of the costal circumference, while the chord that a convex hull draws
+#: across a lung base or an organ has bone only at its ends.
+CONSOLIDATION_MIN_RIB_LINING = 0.3
+#: Candidates reaching deeper than this into the hull are abdominal organs under a lung base,
+#: in mm.
+CONSOLIDATION_MAX_DEPTH_MM = 45.0
+#: Highest median HU of a costal consolidation put back. The COVID-19 consolidations of P001
+#: have medians of -294 to -189 HU (consolidation mixed with ground glass). Fat (about -100
+#: HU), pleural fluid, muscle, diaphragm and abdominal organs (0-60 HU) lie above it.
+CONSOLIDATION_MAX_MEDIAN_HU = -150.0
 
 #: Target pixel size of the grid the HU segmentation runs on, in mm. Finer slices are averaged
 #: over 2x2 (or more) pixel blocks first and the mask is resized back. This quarters the
@@ -267,6 +313,8 @@ def segment_lungs_hu(
     volume_hu : array_like of float, shape (slices, rows, columns)
         Axial CT in HU with the slice axis first. A single slice is passed as shape
         (1, rows, columns). The slice order (head first or feet first) does not matter.
+        float32 and int16 arrays are used without a copy (int16 halves the memory of a long
+        series with integral HU), other types are converted to float32.
     spacing_mm : (slice, row, column) spacing in mm, optional
         Voxel spacing. When None, ``ASSUMED_FIELD_OF_VIEW_MM`` over the columns and
         ``ASSUMED_SLICE_SPACING_MM`` are assumed; only the size limits depend on it.
@@ -295,18 +343,19 @@ def segment_lungs_hu(
         )
     check_hu_like(volume, input_name="CT volume")
     spacing = _resolve_spacing(spacing_mm, volume.shape)
-    return _segment_checked(
-        volume.astype(np.float32, copy=False), spacing, keep_dense_regions=keep_dense_regions
-    )
+    if volume.dtype != np.int16:
+        volume = volume.astype(np.float32, copy=False)
+    return _segment_checked(volume, spacing, keep_dense_regions=keep_dense_regions)
 
 
 def _segment_checked(
-    volume: NDArray[np.float32],
+    volume: _HUVolume,
     spacing: tuple[float, float, float],
     *,
     keep_dense_regions: bool,
 ) -> NDArray[np.bool_]:
     factor = _working_grid_factor(spacing)
+    working: _HUVolume
     if factor > 1:
         working = _downsample(volume, factor)
         working_spacing = (spacing[0], spacing[1] * factor, spacing[2] * factor)
@@ -322,13 +371,16 @@ def _working_grid_factor(spacing: tuple[float, float, float]) -> int:
     return max(1, round(WORKING_PIXEL_MM / min(spacing[1], spacing[2])))
 
 
-def _downsample(volume: NDArray[np.float32], factor: int) -> NDArray[np.float32]:
+def _downsample(volume: _HUVolume, factor: int) -> NDArray[np.float32]:
     """Average ``factor`` x ``factor`` pixel blocks of each slice (an area resize)."""
     rows = volume.shape[1] // factor
     columns = volume.shape[2] // factor
     out = np.empty((volume.shape[0], rows, columns), dtype=np.float32)
     for index, plane in enumerate(volume):
-        out[index] = cv2.resize(plane, (columns, rows), interpolation=cv2.INTER_AREA)
+        # float32 per plane, because OpenCV rounds the block means of integer images.
+        out[index] = cv2.resize(
+            plane.astype(np.float32, copy=False), (columns, rows), interpolation=cv2.INTER_AREA
+        )
     return out
 
 
@@ -344,7 +396,7 @@ def _upsample_mask(mask: NDArray[np.bool_], shape: tuple[int, ...]) -> NDArray[n
 
 
 def _segment_on_grid(
-    volume: NDArray[np.float32],
+    volume: _HUVolume,
     spacing: tuple[float, float, float],
     *,
     keep_dense_regions: bool,
@@ -382,7 +434,7 @@ def _label(mask: NDArray[np.bool_]) -> tuple[NDArray[np.int32], int]:
 
 
 def body_mask_hu(
-    volume_hu: NDArray[np.floating], *, spacing_mm: Sequence[float]
+    volume_hu: NDArray[np.floating] | NDArray[np.int16], *, spacing_mm: Sequence[float]
 ) -> NDArray[np.bool_]:
     """Compute the body mask of each slice of a CT volume in HU.
 
@@ -447,7 +499,7 @@ def _disc_kernel(radius_mm: float, row_mm: float, column_mm: float) -> NDArray[n
 
 
 def _find_airways(
-    volume: NDArray[np.float32],
+    volume: _HUVolume,
     candidates: NDArray[np.bool_],
     body: NDArray[np.bool_],
     spacing: tuple[float, float, float],
@@ -541,7 +593,7 @@ def _follow_airway(
 
 
 def _select_lung_components(
-    volume: NDArray[np.float32],
+    volume: _HUVolume,
     candidates: NDArray[np.bool_],
     spacing: tuple[float, float, float],
 ) -> tuple[NDArray[np.int32], NDArray[np.bool_]]:
@@ -557,8 +609,10 @@ def _select_lung_components(
     values = volume[candidates]
     sizes = np.bincount(region, minlength=count + 1).astype(np.float64)
     aerated = (values >= AERATED_RANGE_HU[0]) & (values < AERATED_RANGE_HU[1])
-    aerated_counts = np.bincount(region, weights=aerated, minlength=count + 1)
-    gas_counts = np.bincount(region, weights=values < AERATED_RANGE_HU[0], minlength=count + 1)
+    # Counting the labels of the selected voxels needs no float64 weight arrays, which
+    # matters for series of several hundred slices.
+    aerated_counts = np.bincount(region[aerated], minlength=count + 1)
+    gas_counts = np.bincount(region[values < AERATED_RANGE_HU[0]], minlength=count + 1)
     if volume.shape[0] == 1:
         large = sizes * spacing[1] * spacing[2] >= LUNG_MIN_AREA_MM2
         max_gas = LUNG_MAX_GAS_FRACTION_SINGLE_SLICE
@@ -624,7 +678,7 @@ def _fill_vessel_holes(
 
 
 def _keep_dense_regions(
-    volume: NDArray[np.float32],
+    volume: _HUVolume,
     labels: NDArray[np.int32],
     keep: NDArray[np.bool_],
     body: NDArray[np.bool_],
@@ -632,11 +686,18 @@ def _keep_dense_regions(
 ) -> NDArray[np.bool_]:
     """Close and fill each lung per slice so that dense regions at its border stay inside.
 
-    NOTE: a consolidation that replaces the pleural border over more than a few millimetres
-    (broad-based subpleural consolidation) opens the lung outline and is not put back. A
-    convex-hull fill per lung was tried and lowered the UIIP 3-D Dice by 0.01-0.02. Two
-    lungs joined in front of and behind the mediastinum form one component, and filling it
-    would take in the mediastinum. Such masks were not seen in the test data.
+    Then put back costal consolidation (see :func:`_costal_consolidation`), so that a
+    partly aerated consolidation replacing the lateral, anterior or posterior pleura over
+    several centimetres stays in the mask.
+
+    NOTE: dense consolidation at soft-tissue HU (median above
+    ``CONSOLIDATION_MAX_MEDIAN_HU``) that replaces the pleura over more than a few millimetres
+    is still left out, because in 2-D it looks like pleural fluid, the diaphragm or chest wall
+    muscle. So is consolidation along the mediastinum, within ``MIDLINE_BAND_MM`` of the
+    midline, or reaching more than ``RIB_MAX_DISTANCE_MM`` beyond the aerated lung's convex
+    hull (a wide dependent consolidation). Two lungs joined in front of and behind the
+    mediastinum form one component, and filling it would take in the mediastinum. Such masks
+    were not seen in the test data.
     """
     kernel = _disc_kernel(DENSE_CLOSING_RADIUS_MM, spacing[1], spacing[2])
     pad = max(kernel.shape)
@@ -655,7 +716,161 @@ def _keep_dense_regions(
             filled = fill_holes_2d(closed | window)
             allowed = body[plane, r0:r1, c0:c1] & (volume[plane, r0:r1, c0:c1] < BONE_THRESHOLD_HU)
             result[plane, r0:r1, c0:c1] |= filled & allowed
+    for with_lung in np.flatnonzero(result.any(axis=(1, 2))):
+        result[with_lung] |= _costal_consolidation(
+            volume[with_lung], result[with_lung], body[with_lung], spacing
+        )
     return result
+
+
+def _costal_consolidation(
+    hu: _HUVolume,
+    lungs: NDArray[np.bool_],
+    body: NDArray[np.bool_],
+    spacing: tuple[float, float, float],
+) -> NDArray[np.bool_]:
+    """Find consolidation that replaces the costal pleura of the lungs of one slice.
+
+    Each lung (the mask on one side of the body midline) is handled alone. Its ribs are the
+    bone within ``RIB_MAX_DISTANCE_MM`` of the lung's own convex hull. The candidates lie
+    inside the convex hull of the lung and its ribs and outside the lung. They keep away from
+    the hull's edge (the rib layer), from bone, from the midline and from the mediastinal
+    side of the lung. A candidate region is kept when it is thick and large enough, borders
+    the aerated lung, is lined by ribs on its outer side, is not deep inside the hull and is
+    partly aerated (by its median HU). Returns the added pixels, never bone or pixels outside
+    the body.
+    """
+    added = np.zeros_like(lungs)
+    body_columns = np.flatnonzero(body.any(axis=0))
+    if body_columns.size == 0:
+        return added
+    midline = 0.5 * (body_columns[0] + body_columns[-1])
+    column_index = np.arange(lungs.shape[1])
+    for side in (-1, 1):
+        half = lungs & ((column_index - midline) * side > 0)
+        if half.sum() * spacing[1] * spacing[2] < LUNG_MIN_AREA_MM2:
+            continue
+        added |= _costal_consolidation_one_side(hu, half, body, spacing, midline, side)
+    return added & ~lungs & body & (hu < BONE_THRESHOLD_HU)
+
+
+def _costal_consolidation_one_side(
+    hu: _HUVolume,
+    lung: NDArray[np.bool_],
+    body: NDArray[np.bool_],
+    spacing: tuple[float, float, float],
+    midline: float,
+    side: int,
+) -> NDArray[np.bool_]:
+    """Find the costal consolidation of the lung on one side of the body midline.
+
+    ``side`` is -1 for a lung left of ``midline`` in the image (the patient's right in the
+    usual display) and 1 for one right of it.
+    """
+    pixel_mm = 0.5 * (spacing[1] + spacing[2])
+    pixel_mm2 = spacing[1] * spacing[2]
+    added = np.zeros_like(lung)
+
+    # Work in the lung's bounding box grown by the rib distance.
+    rows = np.flatnonzero(lung.any(axis=1))
+    columns = np.flatnonzero(lung.any(axis=0))
+    reach = int(np.ceil(RIB_MAX_DISTANCE_MM / pixel_mm)) + 2
+    r0, r1 = max(0, rows[0] - reach), min(lung.shape[0], rows[-1] + reach + 1)
+    c0, c1 = max(0, columns[0] - reach), min(lung.shape[1], columns[-1] + reach + 1)
+    lung_w = lung[r0:r1, c0:c1]
+    hu_w = hu[r0:r1, c0:c1]
+    body_w = body[r0:r1, c0:c1]
+    costal_columns = ((np.arange(c0, c1) - midline) * side * spacing[2] >= MIDLINE_BAND_MM)[
+        np.newaxis, :
+    ]
+
+    # Ribs: bone beside the lung's convex hull, away from the spine and the sternum.
+    lung_hull = _convex_hull_mask(lung_w)
+    bone = (hu_w >= BONE_THRESHOLD_HU) & body_w
+    outside_hull = cv2.distanceTransform((~lung_hull).view(np.uint8), cv2.DIST_L2, 5)
+    ribs = bone & costal_columns & (outside_hull * pixel_mm <= RIB_MAX_DISTANCE_MM)
+    if not ribs.any():
+        return added
+
+    # Candidates: inside the hull of the lung and its ribs, but not in the chest-wall layer
+    # along the hull's edge, next to bone, medial to the lung or near the midline.
+    shell = _convex_hull_mask(lung_w | ribs)
+    depth = cv2.distanceTransform(shell.view(np.uint8), cv2.DIST_L2, 5) * pixel_mm
+    from_bone = cv2.distanceTransform((~bone).view(np.uint8), cv2.DIST_L2, 5) * pixel_mm
+    candidates = (
+        shell
+        & ~lung_w
+        & body_w
+        & costal_columns
+        & (from_bone > RIB_MARGIN_MM)
+        & (depth > RIB_LAYER_MM)
+        & ~_medial_of_lung(lung_w, side)
+    )
+    kernel = _disc_kernel(CONSOLIDATION_MIN_THICKNESS_MM / 2.0, spacing[1], spacing[2])
+    candidates = cv2.morphologyEx(candidates.view(np.uint8), cv2.MORPH_OPEN, kernel).view(bool)
+    if not candidates.any():
+        return added
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(
+        candidates.view(np.uint8), connectivity=4
+    )
+
+    # A costal consolidation borders the aerated lung on one side and the ribs on the other.
+    lung_border = cv2.dilate(lung_w.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool) & ~lung_w
+    contact_mm = np.bincount(labels[lung_border], minlength=count) * pixel_mm
+    grown = cv2.dilate(labels.astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int32)
+    layer = shell & (depth <= RIB_LAYER_MM) & (grown > 0)
+    from_ribs = cv2.distanceTransform((~ribs).view(np.uint8), cv2.DIST_L2, 5) * pixel_mm
+    lined = layer & (from_ribs <= RIB_LAYER_MM + RIB_LINING_DISTANCE_MM)
+    layer_counts = np.bincount(grown[layer], minlength=count)
+    lined_counts = np.bincount(grown[lined], minlength=count)
+    chosen = (
+        (stats[:, cv2.CC_STAT_AREA] * pixel_mm2 >= CONSOLIDATION_MIN_AREA_MM2)
+        & (contact_mm >= CONSOLIDATION_MIN_CONTACT_MM)
+        & (layer_counts > 0)
+        & (lined_counts >= CONSOLIDATION_MIN_RIB_LINING * layer_counts)
+    )
+    chosen[0] = False
+    for index in np.flatnonzero(chosen):
+        left, top, width, height = stats[index, :4]
+        box = np.s_[top : top + height, left : left + width]
+        region = labels[box] == index
+        # Deep regions are abdominal organs under a lung base. Dense ones are fluid, muscle
+        # or organs rather than partly aerated lung.
+        chosen[index] = (
+            float(depth[box][region].max()) <= CONSOLIDATION_MAX_DEPTH_MM
+            and float(np.median(hu_w[box][region])) <= CONSOLIDATION_MAX_MEDIAN_HU
+        )
+    added[r0:r1, c0:c1] = chosen[labels]
+    return added
+
+
+def _convex_hull_mask(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """Fill the convex hull of a 2-D mask (from its outer contours, which is fast)."""
+    contours, _ = cv2.findContours(
+        mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+    )
+    hull = np.zeros(mask.shape, dtype=np.uint8)
+    if contours:
+        cv2.fillConvexPoly(hull, cv2.convexHull(np.concatenate(contours)), 1)
+    return hull.view(bool)
+
+
+def _medial_of_lung(lung: NDArray[np.bool_], side: int) -> NDArray[np.bool_]:
+    """Mark pixels closer to the body midline than the lung's most medial pixel in their row.
+
+    Rows without lung take the limit of the nearest row with lung.
+    """
+    rows, columns = lung.shape
+    lung_rows = np.flatnonzero(lung.any(axis=1))
+    if side > 0:
+        extreme = np.argmax(lung, axis=1).astype(np.float64)
+    else:
+        extreme = (columns - 1 - np.argmax(lung[:, ::-1], axis=1)).astype(np.float64)
+    limit = np.interp(np.arange(rows), lung_rows, extreme[lung_rows])
+    column_index = np.arange(columns)[np.newaxis, :]
+    if side > 0:
+        return np.asarray(column_index < limit[:, np.newaxis])
+    return np.asarray(column_index > limit[:, np.newaxis])
 
 
 def extract_lung_hu_slice(
