@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from io import BytesIO
 from pathlib import Path
@@ -9,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pydicom import dcmread
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.uid import SecondaryCaptureImageStorage
+from pydicom.tag import BaseTag
+from pydicom.uid import UID, SecondaryCaptureImageStorage
 
 from ictcf.errors import InputError
 from ictcf.imaging.annex_e import BASIC_PROFILE, RESOLVED_ACTION
 from ictcf.imaging.deidentify import (
-    DICOM_ROOT_UID_PREFIX,
     ICTCF_IMPLEMENTATION_CLASS_UID,
     MAX_SEQUENCE_DEPTH,
     Deidentifier,
@@ -275,7 +277,8 @@ def test_unlisted_attributes_fall_back_by_vr() -> None:
     dataset = make_ct()
     dataset.PatientSpeciesDescription = "DOE FAMILY"  # LO, not in Table E.1-1
     dataset.SOPInstanceUIDOfConcatenationSource = "1.2.3.99.1"  # UI, not in the table
-    dataset.ReferencedSOPClassUID = "1.3.12.2.1107.5.9.1"  # a class UID, kept
+    dataset.ReferencedSOPClassUID = "1.3.12.2.1107.5.9.1"  # a vendor's class UID
+    dataset.ContextUID = "1.2.840.10008.6.1.308"  # registered (CID 4021), kept
     dataset.add_new(0x60000010, "US", 4)  # overlay plane: always removed
     dataset.add_new(0x60003000, "OW", b"\x01\x00" * 8)
     dataset.add_new(0x50000005, "US", 1)  # curve data: always removed
@@ -283,7 +286,11 @@ def test_unlisted_attributes_fall_back_by_vr() -> None:
     result = reread(dataset)
     assert "PatientSpeciesDescription" not in result
     assert result.SOPInstanceUIDOfConcatenationSource.startswith("2.25.")
-    assert result.ReferencedSOPClassUID == "1.3.12.2.1107.5.9.1"
+    # A class UID that the standard does not register could carry anything, so it is
+    # replaced like an instance UID.
+    assert result.ReferencedSOPClassUID.startswith("2.25.")
+    assert result.ContextUID == "1.2.840.10008.6.1.308"
+    assert result.SOPClassUID == "1.2.840.10008.5.1.4.1.1.2"
     assert 0x60000010 not in result
     assert 0x60003000 not in result
     assert 0x50000005 not in result
@@ -462,7 +469,7 @@ def _instance_values(dataset: Dataset) -> list[str]:
                     visit(child)
             elif element.VR == "UI" and element.value:
                 text = str(element.value)
-                if not text.startswith(DICOM_ROOT_UID_PREFIX) and "Class" not in element.keyword:
+                if UID(text).name == text:  # not a UID that the standard registers
                     values.add(text)
             elif element.value and (
                 element.VR == "DA" or element.keyword in ("PatientID", "PatientName")
@@ -471,3 +478,95 @@ def _instance_values(dataset: Dataset) -> list[str]:
 
     visit(dataset)
     return sorted(values)
+
+
+def test_unregistered_uid_under_dicom_root_replaced() -> None:
+    dataset = make_ct()
+    dataset.StudyInstanceUID = "1.2.840.10008.19450317.555123456"
+    dataset.SOPClassUID = "1.2.840.10008.19450317.1"
+    deidentifier = Deidentifier(patient_pseudonym=PSEUDONYM, secret=SECRET)
+    deidentifier.deidentify(dataset)
+    data = to_bytes(dataset)
+    assert b"19450317" not in data
+    result = dcmread(BytesIO(data))
+    assert result.StudyInstanceUID == deidentifier.replace_uid("1.2.840.10008.19450317.555123456")
+    assert result.file_meta.MediaStorageSOPClassUID == result.SOPClassUID
+    assert deidentifier.replace_uid("1.2.840.10008.1.2.1") == "1.2.840.10008.1.2.1"
+
+
+@pytest.mark.parametrize(
+    ("tag", "vr", "value"),
+    [
+        (0x00180060, "PN", "LEAKMARK^KVP"),  # KVP is DS
+        (0x00181150, "LO", "LEAKMARK EXPOSURE TIME"),  # ExposureTime is IS
+        (0x00280034, "UT", "LEAKMARK ASPECT"),  # PixelAspectRatio is IS
+        (0x00080008, "LO", "ORIGINAL\\PRIMARY\\LEAKMARK"),  # ImageType is CS
+        (0x00180060, "UN", b"LEAKMARK_KVP_UN"),
+        (0x00181150, "OB", b"LEAKMARK_EXPOSURE"),
+    ],
+)
+def test_wrong_vr_in_file_removed(tag: int, vr: str, value: str | bytes) -> None:
+    written = dcmread(BytesIO(to_bytes(make_ct())))
+    # As read from an explicit VR file that declares this VR for the attribute.
+    encoded = value.encode("ascii") if isinstance(value, str) else value
+    encoded += b" " * (len(encoded) % 2)
+    written[tag] = RawDataElement(BaseTag(tag), vr, len(encoded), encoded, 0, False, True)
+    record = Deidentifier(patient_pseudonym=PSEUDONYM, secret=SECRET).deidentify(written)
+    data = to_bytes(written)
+    assert b"LEAKMARK" not in data
+    assert tag not in dcmread(BytesIO(data))
+    assert any("value representation" in warning for warning in record.warnings)
+
+
+def test_sequence_under_number_tag_removed() -> None:
+    dataset = make_ct()
+    dataset.add_new(
+        0x00181120, "SQ", sequence(item(PatientName="LEAKMARK^NESTED", PatientBirthDate="19450317"))
+    )
+    written = dcmread(BytesIO(to_bytes(dataset)))
+    Deidentifier(patient_pseudonym=PSEUDONYM, secret=SECRET).deidentify(written)
+    data = to_bytes(written)
+    assert b"LEAKMARK" not in data
+    assert b"19450317" not in data
+
+
+def test_attribute_outside_dictionary_removed() -> None:
+    dataset = make_ct()
+    dataset.add_new(0x00089999, "OB", b"LEAKMARK_UNKNOWN_OB")
+    dataset.add_new(0x0008999C, "DS", "1945.0317")
+    written = dcmread(BytesIO(to_bytes(dataset)))
+    record = Deidentifier(patient_pseudonym=PSEUDONYM, secret=SECRET).deidentify(written)
+    data = to_bytes(written)
+    assert b"LEAKMARK" not in data
+    assert b"1945.0317" not in data
+    assert record.removed.get("(0008,9999)") == 1
+
+
+@pytest.mark.parametrize(("tag", "vr"), [(0x00180060, "DS"), (0x00200012, "IS")])
+def test_number_holding_text_removed(tag: int, vr: str) -> None:
+    written = dcmread(BytesIO(to_bytes(make_ct())))
+    # pydicom reads a UN element of a known attribute with the dictionary's VR, and keeps a
+    # DS or IS value that is not a number as text.
+    encoded = b"LEAKMARK^DOE "
+    written[tag] = RawDataElement(
+        BaseTag(tag), vr, len(encoded) + 1, encoded + b" ", 0, False, True
+    )
+    deidentifier = Deidentifier(patient_pseudonym=PSEUDONYM, secret=SECRET)
+    for _ in range(2):
+        header = copy.deepcopy(written)
+        record = deidentifier.deidentify(header)
+        assert b"LEAKMARK" not in to_bytes(header)
+        assert any("not a number" in warning for warning in record.warnings)
+
+
+def test_burned_in_reason_names_only_defined_terms() -> None:
+    dataset = make_ct()
+    dataset.ImageType = ["DERIVED", "SECONDARY", "LEAKMARK DOE JOHN"]
+    dataset.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7.19450317"
+    reason = burned_in_text_risk(dataset)
+    assert reason is not None
+    assert "value 1 is DERIVED" in reason
+    assert "value 2 is SECONDARY" in reason
+    assert "secondary capture" in reason
+    assert "LEAKMARK" not in reason
+    assert "19450317" not in reason

@@ -12,8 +12,9 @@ as age and sex (Retain Patient Characteristics Option).
 Attributes that Table E.1-1 does not list are kept unless their VR can carry free text,
 names, dates or identifiers: PN, LO, SH, ST, LT, UT, UC, AE and UR attributes are removed
 unless ``KEPT_TEXT_KEYWORDS`` lists them, DA, TM and DT attributes are removed (or shifted
-when dates are kept), UI attributes are replaced unless they name a class or transfer syntax,
-and public attributes of unknown VR are removed.
+when dates are kept), UIDs are replaced unless the standard registers them, and attributes
+outside the data dictionary or of unknown VR are removed. A kept attribute whose VR in the
+file differs from the data dictionary's is removed with a warning.
 
 The profile covers headers only. Text burned into the pixel data cannot be detected from
 headers; ``burned_in_text_risk`` names the header evidence that an image may carry such text
@@ -89,10 +90,12 @@ MODIFIED_DATES_OPTION_CODE: Final = (
 )
 PATIENT_CHARACTERISTICS_OPTION_CODE: Final = ("113108", "Retain Patient Characteristics Option")
 
-# Root of every UID the DICOM standard itself defines (SOP classes, transfer syntaxes, coding
-# schemes, context groups, well-known frames of reference). Such values name a class, never
-# an instance, so they are kept wherever they occur.
+# Root of the UIDs the DICOM standard defines (SOP classes, transfer syntaxes, coding schemes,
+# context groups, well-known frames of reference).
 DICOM_ROOT_UID_PREFIX: Final = "1.2.840.10008."
+# Longest component after the DICOM root in the standard's own UIDs, in digits (context groups
+# run to four digits). Longer components mark a UID made up under the root.
+MAX_STANDARD_UID_COMPONENT_DIGITS: Final = 4
 # UUID-derived UIDs (ISO/IEC 9834-8) need no registered organisation root.
 DEFAULT_UID_ROOT: Final = "2.25."
 # PS3.5 6.2: a UI value is at most 64 characters long.
@@ -220,25 +223,6 @@ KEPT_TEXT_KEYWORDS: Final = frozenset(
         "WindowCenterWidthExplanation",
     }
 )
-# UI attributes that name a class, a transfer syntax or a coding resource, never an instance.
-KEPT_UID_KEYWORDS: Final = frozenset(
-    {
-        "CodingSchemeUID",
-        "ContextUID",
-        "EncryptedContentTransferSyntaxUID",
-        "MappingResourceUID",
-        "MediaStorageSOPClassUID",
-        "OriginalSpecializedSOPClassUID",
-        "ReferencedRelatedGeneralSOPClassUIDInFile",
-        "ReferencedSOPClassUID",
-        "ReferencedSOPClassUIDInFile",
-        "ReferencedTransferSyntaxUIDInFile",
-        "RelatedGeneralSOPClassUID",
-        "SOPClassUID",
-        "SOPClassesInStudy",
-        "TransferSyntaxUID",
-    }
-)
 # Coded-vocabulary release dates: not events in the patient's record, so the Modified Dates
 # Option keeps them unchanged rather than shifting them (a value of similar meaning that is
 # known not to identify anyone, as PS3.15 defines C).
@@ -308,8 +292,9 @@ def burned_in_text_risk(dataset: Dataset) -> str | None:
     -------
     str or None
         The reasons, joined by ``"; "``: BurnedInAnnotation (0028,0301) is YES, the SOP Class
-        is a Secondary Capture, ImageType (0008,0008) is DERIVED or SECONDARY, or an overlay
-        plane is stored in unused pixel bits. None when no reason applies.
+        is a Secondary Capture, ImageType (0008,0008) value 1 is DERIVED or value 2 is
+        SECONDARY, or an overlay plane is stored in unused pixel bits. None when no reason
+        applies.
     """
     reasons = []
     burned_in = element_value(dataset, 0x00280301)
@@ -324,17 +309,25 @@ def burned_in_text_risk(dataset: Dataset) -> str | None:
     if sop_class_text == SECONDARY_CAPTURE_SOP_CLASS or sop_class_text.startswith(
         SECONDARY_CAPTURE_SOP_CLASS + "."
     ):
+        # A registered class is named; a made-up UID under the class's root is not copied.
+        named = (
+            f"SOP Class {sop_class_text} ({UID(sop_class_text).name})"
+            if _is_registered_uid(sop_class_text)
+            else "The SOP Class"
+        )
         reasons.append(
-            f"SOP Class {sop_class_text} ({UID(sop_class_text).name}) is a secondary capture, "
-            "which often holds screenshots with burned-in text"
+            f"{named} is a secondary capture, which often contains screenshots with burned-in text"
         )
 
     image_type = element_value(dataset, 0x00080008)
     if image_type:
+        # Only the defined terms are named: the other values of ImageType are free to the
+        # vendor and are not copied into the stored reason.
         values = [str(item).strip().upper() for item in as_list(image_type)]
-        if "DERIVED" in values[:1] or "SECONDARY" in values[1:2]:
-            joined = "\\".join(values)
-            reasons.append(f"ImageType (0008,0008) is {joined}")
+        if values[:1] == ["DERIVED"]:
+            reasons.append("ImageType (0008,0008) value 1 is DERIVED")
+        if values[1:2] == ["SECONDARY"]:
+            reasons.append("ImageType (0008,0008) value 2 is SECONDARY")
 
     # One pass over the tags instead of two membership tests for each of the 64 even groups
     # (iterating the Dataset itself would convert every raw element).
@@ -468,11 +461,14 @@ class Deidentifier:
     def replace_uid(self, uid: str) -> str:
         """Return the replacement of an original UID, as ``deidentify`` writes it.
 
-        UIDs under the DICOM root ``1.2.840.10008.`` name standard classes and are returned
-        unchanged; an empty value stays empty.
+        The DICOM standard's own UIDs (SOP classes, transfer syntaxes, coding schemes, context
+        groups, well-known frames of reference) name a class, never an instance, and are
+        returned unchanged. Every other UID is replaced, also a vendor's class UID and an
+        instance UID made up under the DICOM root ``1.2.840.10008.`` (see
+        ``_is_registered_uid``). An empty value stays empty.
         """
         original = str(uid).strip(" \x00")
-        if not original or original.startswith(DICOM_ROOT_UID_PREFIX):
+        if not original or _is_registered_uid(original):
             return original
         replacement = self._uid_map.get(original)
         if replacement is None:
@@ -653,7 +649,7 @@ class Deidentifier:
             rule_key = (int(tag), element.VR)
             rule = rules.get(rule_key)
             if rule is None:
-                rule = self._make_rule(dataset, tag)
+                rule = self._make_rule(dataset, tag, element.VR)
                 rules[rule_key] = rule
             action, vr, name, cacheable = rule
             n_warnings = len(log.warnings)
@@ -675,6 +671,13 @@ class Deidentifier:
             elif action == "remove":
                 del dataset[tag]
                 log.removed[name] += 1
+            elif action == "remove_mismatched":
+                del dataset[tag]
+                log.removed[name] += 1
+                log.warnings.append(
+                    f"{_tag_text(int(tag))} {name}: the value representation {element.VR} in "
+                    f"the file is not the standard's {vr}, so the attribute was removed"
+                )
             elif action == "empty" and vr == "SQ":
                 dataset[tag] = _written_element(tag, vr, Sequence())
                 log.replaced[name] += 1
@@ -722,10 +725,16 @@ class Deidentifier:
             self._outcomes.clear()
         self._outcomes[key] = outcome
 
-    def _make_rule(self, dataset: Dataset, tag: int) -> _Rule:
+    def _make_rule(self, dataset: Dataset, tag: int, read_vr: str | None) -> _Rule:
         vr = _attribute_vr(dataset, tag)
         cacheable = vr is not None and vr not in _ALWAYS_CONVERTED_VRS and " or " not in vr
-        return _Rule(self._choose_action(dataset, tag), vr, _attribute_name(int(tag)), cacheable)
+        action = self._choose_action(dataset, tag)
+        if action == "keep" and read_vr is not None and vr is not None and read_vr != vr:
+            # A value whose VR in the file is not the standard's (KVP declared PN, a sequence
+            # under a number's tag, UN bytes) was never checked as the standard's VR and may
+            # carry anything.
+            action = "remove_mismatched"
+        return _Rule(action, vr, _attribute_name(int(tag)), cacheable)
 
     def _choose_action(self, dataset: Dataset, tag: int) -> str:
         """Return the action for one attribute: remove, empty, dummy, pseudonym, uid,
@@ -762,10 +771,16 @@ class Deidentifier:
                 return "dummy"
             return "keep"
 
+        if _dictionary_vr(tag) is None:
+            # Not a standard attribute (pydicom's dictionary lists every one, retired ones too):
+            # its meaning and contents are unknown.
+            return "remove"
         if vr == "SQ":
             return "recurse"
         if vr == "UI":
-            return "keep" if keyword in KEPT_UID_KEYWORDS else "uid"
+            # The standard's own UIDs (classes, transfer syntaxes, coding resources) stay;
+            # see replace_uid.
+            return "uid"
         if vr in TEMPORAL_VRS:
             return "shift" if self.keep_dates else "remove"
         if vr in TEXT_VRS:
@@ -814,13 +829,14 @@ class Deidentifier:
             # instance number of this header were converted there already); the element
             # stays raw. A value that does not convert is handled by ``_keep``.
             try:
-                header_value(dataset, tag)
+                value = header_value(dataset, tag)
             except ELEMENT_CONVERSION_ERRORS:
                 pass
             else:
-                self._validated_raw.add(key)
-                log.kept[name] += 1
-                return
+                if not _invalid_number(vr, value):
+                    self._validated_raw.add(key)
+                    log.kept[name] += 1
+                    return
         if self._keep(dataset, tag, log, element, name):
             self._validated_raw.add(key)
 
@@ -832,6 +848,15 @@ class Deidentifier:
         if converted is None:
             converted = _decode_element(dataset, tag, log)
         if converted is None:
+            return False
+        if _invalid_number(converted.VR, converted.value):
+            # pydicom keeps a DS or IS value that is not a number as text, which could be
+            # anything.
+            del dataset[tag]
+            log.removed[name] += 1
+            log.warnings.append(
+                f"{_tag_text(tag)} {name}: a {converted.VR} value is not a number and was removed"
+            )
             return False
         if converted.VR == "CS" and not all(
             str(value).isascii() for value in as_list(converted.value)
@@ -1169,6 +1194,37 @@ def _attribute_vr(dataset: Dataset, tag: int) -> str | None:
     element = dataset.get_item(tag)
     file_vr = getattr(element, "VR", None) if element is not None else None
     return str(file_vr) if file_vr else vr
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_registered_uid(uid: str) -> bool:
+    """Return whether ``uid`` is one of the DICOM standard's own UIDs.
+
+    That is a UID listed in pydicom's UID dictionary (PS3.6 Table A-1). It is also a UID
+    under the DICOM root whose further components have at most
+    ``MAX_STANDARD_UID_COMPONENT_DIGITS`` digits each. Context group UIDs, which the
+    dictionary lacks, have that form (``1.2.840.10008.6.1.308``). An instance UID made up
+    under the root, one that embeds a date or a number, has longer components.
+    """
+    if UID(uid).name != uid:
+        return True
+    if not uid.startswith(DICOM_ROOT_UID_PREFIX):
+        return False
+    components = uid[len(DICOM_ROOT_UID_PREFIX) :].split(".")
+    return all(
+        part.isdigit() and part.isascii() and len(part) <= MAX_STANDARD_UID_COMPONENT_DIGITS
+        for part in components
+    )
+
+
+def _invalid_number(vr: str | None, value: Any) -> bool:
+    """Return whether a converted DS or IS value contains text that is not a number.
+
+    pydicom 3 keeps such a value as ``str`` (with a warning) instead of raising.
+    """
+    if vr not in ("DS", "IS"):
+        return False
+    return any(isinstance(item, str) and item.strip() for item in as_list(value))
 
 
 def _written_element(tag: int, vr: str, value: Any) -> DataElement:
