@@ -187,3 +187,50 @@ def test_export_label_in_any_case(database: str, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "2 slices written" in result.output
     assert "pCT 2" in result.output
+
+
+def _write_two_patients(folder: Path) -> None:
+    write_ct_series(folder / "a", phantom_volume(2), patient_names=["ALPHA^ONE"] * 2)
+    write_ct_series(
+        folder / "b", phantom_volume(2), patient_names=["BETA^TWO"] * 2, patient_id="87654321"
+    )
+
+
+def test_import_dicom_mixed_patients_rejected(database_url: str, tmp_path: Path) -> None:
+    factory = open_database(database_url)
+    add_patient(factory, 31)
+    _write_two_patients(tmp_path / "upload")
+    counts = table_counts(factory)
+
+    result = _run(
+        "import", "dicom", str(tmp_path / "upload"), "--patient", "31", "--no-lung-extraction",
+        "--store", str(tmp_path / "store"), "--database-url", database_url,
+    )  # fmt: skip
+
+    assert result.exit_code != 0
+    assert isinstance(result.exception, InputError)
+    assert "contains images of 2 patients" in str(result.exception)
+    assert "--allow-mixed-patients" in str(result.exception)
+    assert table_counts(factory) == counts
+    assert files_under(tmp_path / "store") == set()
+
+
+def test_import_dicom_allow_mixed_patients(database_url: str, tmp_path: Path) -> None:
+    factory = open_database(database_url)
+    add_patient(factory, 32)
+    _write_two_patients(tmp_path / "upload")
+    report_path = tmp_path / "report.json"
+
+    result = _run(
+        "import", "dicom", str(tmp_path / "upload"), "--patient", "32", "--no-lung-extraction",
+        "--allow-mixed-patients", "--store", str(tmp_path / "store"),
+        "--report", str(report_path), "--database-url", database_url,
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    assert "warning: the upload contains images of 2 patients" in result.output
+    assert "2 series and 4 slices stored" in result.output
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    assert len(report["warnings"]) == 1
+    assert report["deidentification"]["n_patient_keys"] == 2
+    assert "ALPHA" not in result.output

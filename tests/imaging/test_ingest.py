@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ictcf.db import CTSeries, CTSlice, Patient, SliceLabel, open_database
+from ictcf.db.models import ImportRun
 from ictcf.errors import ConflictError, DataNotFoundError, InputError
 from ictcf.imaging import ingest_ct
 from ictcf.imaging.export_slices import PNG_WINDOW_KEY, export_slices
@@ -630,3 +631,99 @@ def test_fractional_hu_series_segmented_like_integral(
     first, second = areas.values()
     assert len(first) == len(second) == 8
     assert first == second
+
+
+# -- patients of one upload -------------------------------------------------------------------
+
+
+def _two_patient_upload(folder: Path, *, second_has_identity: bool = True) -> Path:
+    """Write two 3-slice series with different PatientName and PatientID into ``folder``."""
+    write_ct_series(
+        folder / "a", phantom_volume(3), patient_names=["ALPHA^ONE"] * 3, patient_id="ID-ALPHA"
+    )
+    second = write_ct_series(
+        folder / "b", phantom_volume(3), patient_names=["BETA^TWO"] * 3, patient_id="ID-BETA"
+    )
+    if not second_has_identity:
+        for path in second:
+            dataset = pydicom.dcmread(path)
+            del dataset.PatientName
+            del dataset.PatientID
+            dataset.save_as(path)
+    return folder
+
+
+def test_dicom_two_patients_rejected(
+    factory: sessionmaker[Session], store: SliceStore, tmp_path: Path
+) -> None:
+    add_patient(factory, 21)
+    upload = _two_patient_upload(tmp_path / "upload")
+    counts = table_counts(factory)
+
+    with pytest.raises(InputError, match=r"contains images of 2 patients") as caught:
+        import_dicom(factory, upload, patient="21", store=store, secret=SECRET)
+
+    message = str(caught.value)
+    assert "--allow-mixed-patients" in message
+    for identity in ("ALPHA", "BETA", "ID-ALPHA", "ID-BETA"):
+        assert identity not in message
+    assert table_counts(factory) == counts
+    assert list(store.iter_keys()) == []
+
+
+def test_dicom_two_patients_new_patient_not_created(
+    factory: sessionmaker[Session], store: SliceStore, tmp_path: Path
+) -> None:
+    upload = _two_patient_upload(tmp_path / "upload")
+    with pytest.raises(InputError, match="2 patients"):
+        import_dicom(
+            factory, upload, patient="NEW-1", create_patient=True, store=store, secret=SECRET
+        )
+    assert table_counts(factory)["patient"] == 0
+
+
+def test_dicom_mixed_patients_allowed_with_warning(
+    factory: sessionmaker[Session], store: SliceStore, tmp_path: Path
+) -> None:
+    patient_id = add_patient(factory, 22)
+    upload = _two_patient_upload(tmp_path / "upload")
+
+    report = import_dicom(
+        factory, upload, patient="22", store=store, secret=SECRET, allow_mixed_patients=True
+    )
+
+    assert report.n_series_imported == 2
+    assert {item.patient_id for item in report.series} == {patient_id}
+    assert report.deidentification["n_patient_keys"] == 2
+    assert len(report.warnings) == 1
+    assert "contains images of 2 patients" in report.warnings[0]
+    assert any(line.startswith("warning: the upload") for line in report.summary_lines())
+    with factory() as session:
+        run = session.scalars(select(ImportRun)).one()
+        assert run.report["warnings"] == report.warnings
+    assert "ALPHA" not in database_text(factory)
+
+
+def test_dicom_headers_without_patient_not_counted(
+    factory: sessionmaker[Session], store: SliceStore, tmp_path: Path
+) -> None:
+    add_patient(factory, 23)
+    upload = _two_patient_upload(tmp_path / "upload", second_has_identity=False)
+
+    report = import_dicom(factory, upload, patient="23", store=store, secret=SECRET)
+
+    assert report.n_series_imported == 2
+    assert report.warnings == []
+    assert report.deidentification["n_patient_keys"] == 1
+
+
+def test_count_upload_patients_ignores_name_spelling(tmp_path: Path) -> None:
+    from ictcf.imaging.dicom_series import plan_dicom_series
+
+    files = write_ct_series(
+        tmp_path / "upload", phantom_volume(3), patient_names=["DOE^JOHN", "DOE^JOHN^^", "doe^john"]
+    )
+    scan = plan_dicom_series(files)
+
+    # PatientName is compared after normalisation: upper case, no trailing empty components.
+    assert ingest_ct.count_upload_patients(scan.series, secret=SECRET) == 1

@@ -37,6 +37,8 @@ def test_tcia_sbu_axial_slices_only(
     factory: sessionmaker[Session], shared_data: Path, tmp_path: Path
 ) -> None:
     folder = _require(shared_data / "tcia-sbu")
+    # The folder holds eight patients' slices; they are imported as one to test slice
+    # selection.
     report = import_dicom(
         factory,
         folder,
@@ -44,7 +46,9 @@ def test_tcia_sbu_axial_slices_only(
         create_patient=True,
         store=SliceStore(tmp_path / "s"),
         secret=SECRET,
+        allow_mixed_patients=True,
     )
+    assert any("8 patients" in warning for warning in report.warnings)
     assert report.n_files == 48
     assert report.n_series_imported == 16
     assert all(series.n_slices_kept == 1 for series in report.series)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import logging
 import warnings
 import zipfile
@@ -14,6 +15,8 @@ import numpy as np
 import pydicom
 import pytest
 from click.testing import CliRunner, Result
+from pydicom.dataelem import RawDataElement
+from pydicom.tag import Tag
 from pydicom.uid import RLELossless
 
 from ictcf.cli.main import cli
@@ -23,9 +26,10 @@ from ictcf.imaging.export_slices import ORDER_FILE_NAMES, ORDER_INFERIOR_TO_SUPE
 from ictcf.imaging.ingest_ct import import_dicom, import_nifti
 from ictcf.imaging.nifti import read_nifti_volume
 from ictcf.imaging.representative import SliceCandidate, choose_representative_slices
-from ictcf.imaging.upload_files import UploadFileNames, names_kept_out
+from ictcf.imaging.upload_files import UploadFileNames, names_kept_out, scrub_quoted_values
 from tests.imaging.ingest_fixtures import (
     add_patient,
+    database_text,
     phantom_volume,
     table_counts,
     write_ct_series,
@@ -404,3 +408,114 @@ def test_representative_choice_ignores_direction(n_slices: int) -> None:
 
     assert len(forward) == 5
     assert forward == backward
+
+
+# --- header values in reader warnings -----------------------------------------------------
+
+#: A marker placed in header values that pydicom warns about while reading.
+VALUE_MARKER = "LEAKMARK"
+
+
+def _set_raw(path: Path, tag: int, vr: str, value: bytes) -> None:
+    """Write ``value`` into ``path`` as is, so that pydicom validates it only when reading."""
+    if len(value) % 2:
+        value += b" "
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = pydicom.dcmread(path)
+        dataset[Tag(tag)] = RawDataElement(Tag(tag), vr, len(value), value, 0, False, True)
+        dataset.save_as(path)
+
+
+def test_reader_warning_values_never_stored(database_url: str, tmp_path: Path) -> None:
+    files = write_ct_series(tmp_path / "upload", phantom_volume(3))
+    for path in files:
+        _set_raw(path, 0x00200011, "IS", f"{VALUE_MARKER}_IS".encode())  # SeriesNumber
+        _set_raw(path, 0x00180050, "DS", f"{VALUE_MARKER}_DS".encode())  # SliceThickness
+    report_path = tmp_path / "report.json"
+
+    result = _run(
+        "-v", "import", "dicom", str(tmp_path / "upload"), "--patient", "P3",
+        "--create-patient", "--no-lung-extraction", "--report", str(report_path),
+        "--database-url", database_url,
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    report_text = report_path.read_text(encoding="utf-8")
+    report = json.loads(report_text)
+    assert "Invalid value for VR IS: '<value>'." in " ".join(report["reader_warnings"])
+    assert VALUE_MARKER not in report_text
+    assert VALUE_MARKER not in result.output
+    assert VALUE_MARKER not in database_text(open_database(database_url))
+
+
+def test_unknown_encoding_term_not_in_reader_warnings(
+    database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    files = write_ct_series(tmp_path / "upload", phantom_volume(2))
+    for path in files:
+        _set_raw(path, 0x00080005, "CS", f"{VALUE_MARKER}_CHARSET".encode())
+    factory = open_database(database_url)
+
+    with caplog.at_level(logging.WARNING, logger="ictcf.imaging.upload_files"):
+        report = import_dicom(
+            factory,
+            tmp_path / "upload",
+            patient="P4",
+            create_patient=True,
+            extract_lungs=False,
+            secret=b"k" * 32,
+        )
+
+    messages = list(report.reader_warnings)
+    assert "Unknown encoding '<value>' - using default encoding instead" in messages
+    assert VALUE_MARKER not in " ".join(messages)
+    upload_records = [r for r in caplog.records if r.name == "ictcf.imaging.upload_files"]
+    assert upload_records
+    assert all(VALUE_MARKER not in record.getMessage() for record in upload_records)
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("Invalid value for VR IS: 'DOE'.", "Invalid value for VR IS: '<value>'."),
+        ("Unknown encoding 'DOE_JOHN' - using", "Unknown encoding '<value>' - using"),
+        ('bad value "O\'BRIEN" found', 'bad value "<value>" found'),
+        ("bad value 'O'BRIEN' found", "bad value '<value>' found"),
+        ("raw b'DOE\\'S' read", "raw b'<value>' read"),
+        ("value cut short: 'DOE JOHN", "value cut short: '<value>"),
+        ("pydicom's reader can't parse it", "pydicom's reader can't parse it"),
+    ],
+)
+def test_scrub_quoted_values(message: str, expected: str) -> None:
+    assert scrub_quoted_values(message) == expected
+
+
+def test_reader_message_keeps_quoted_file_reference(tmp_path: Path) -> None:
+    path = tmp_path / f"{PATIENT_NAME}_1.dcm"
+    path.write_bytes(b"x")
+    names = UploadFileNames(tmp_path)
+    names.add_files([path], {path: "ab" * 32})
+
+    text = names.scrub_reader_message(f"cannot read '{path}': value 'DOE'")
+
+    assert text == "cannot read 'file 0 of the upload (SHA-256 abababababab)': value '<value>'"
+
+
+def test_short_input_path_not_replaced_inside_words() -> None:
+    names = UploadFileNames(Path("up"))
+    assert names.scrub("the upload in up/") == "the upload in the input/"
+
+
+def test_names_kept_out_scrubs_reader_log_values(caplog: pytest.LogCaptureFixture) -> None:
+    names = UploadFileNames()
+
+    with caplog.at_level(logging.WARNING), names_kept_out(names):
+        logging.getLogger("pydicom").warning("Invalid value for VR IS: %r", f"{VALUE_MARKER}_IS")
+        logging.getLogger("ictcf.imaging.dicom_series").warning("use gantry_tilt='resample'")
+        warnings.warn(f"Invalid value for VR DS: '{VALUE_MARKER}_DS'", UserWarning, stacklevel=1)
+
+    assert VALUE_MARKER not in caplog.text
+    assert "Invalid value for VR IS: '<value>'" in caplog.text
+    assert "use gantry_tilt='resample'" in caplog.text
+    assert names.warning_counts() == {"Invalid value for VR DS: '<value>'": 1}

@@ -123,6 +123,9 @@ import_dicom_command = _single_patient_command(
     DICOM PS3.15 Basic Profile (with --keep-dates, dates are kept but shifted per patient).
     Slices are converted to Hounsfield units and stored with lung masks and lung- and
     mediastinal-window renderings. Importing the same files again stores nothing.
+
+    An upload whose series have different PatientID or PatientName is rejected, unless
+    --allow-mixed-patients says that they are one person.
     """,
     "import_dicom",
 )
@@ -132,6 +135,14 @@ import_dicom_command = click.option(
     help=(
         "Keep dates in de-identified headers, shifted by one offset per patient "
         "(default: remove them as the DICOM Basic Profile prescribes)."
+    ),
+)(import_dicom_command)
+import_dicom_command = click.option(
+    "--allow-mixed-patients",
+    is_flag=True,
+    help=(
+        "Import an upload whose series have different PatientID or PatientName, all for "
+        "--patient KEY, and add a warning to the report (default: reject the upload)."
     ),
 )(import_dicom_command)
 

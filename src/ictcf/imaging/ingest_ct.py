@@ -85,6 +85,9 @@ MAX_PENDING_PER_WORKER = 2
 #: integral HU in it (half the memory of float32 for a long series).
 INT16_MIN = float(np.iinfo(np.int16).min)
 INT16_MAX = float(np.iinfo(np.int16).max)
+#: Header attributes read to count the patients of a DICOM upload: (0010,0020) PatientID,
+#: (0010,0010) PatientName, and (0008,0005) SpecificCharacterSet to decode the name.
+PATIENT_IDENTITY_TAGS = (0x00100020, 0x00100010, 0x00080005)
 #: Blobs younger than this are never deleted by garbage collection, seconds, so an import
 #: that is still running keeps the blobs it has written but not yet committed.
 GARBAGE_MIN_AGE_S = 3600.0
@@ -625,6 +628,7 @@ def import_dicom(
     archive_limits: Any | None = None,
     workdir: Path | None = None,
     progress: bool = False,
+    allow_mixed_patients: bool = False,
 ) -> CTImportReport:
     """Import every CT series of a DICOM upload for one patient.
 
@@ -656,6 +660,10 @@ def import_dicom(
         Parent of the temporary extraction folder (default: the system temp folder).
     progress : bool, default False
         Draw a progress bar per series.
+    allow_mixed_patients : bool, default False
+        Import an upload whose series carry more than one patient identity (different
+        PatientID or PatientName), all for ``patient``, and add a warning to the report. By
+        default such an upload is rejected.
 
     Returns
     -------
@@ -665,7 +673,8 @@ def import_dicom(
     ------
     InputError
         If the upload is unsafe (zip entries outside the folder, size caps), holds no CT series,
-        or a slice cannot be decoded. Nothing is stored then.
+        contains series of more than one patient without ``allow_mixed_patients``, or a slice
+        cannot be decoded. Nothing is stored then.
     DataNotFoundError
         If ``patient`` names no patient and ``create_patient`` is false.
     ConflictError
@@ -699,6 +708,21 @@ def import_dicom(
                 f"({_reason_counts(report.excluded_files)}). Nothing was imported.",
                 path=Path(path),
             )
+        n_patients = count_upload_patients(scan.series, secret=key_secret)
+        if n_patients > 1:
+            if not allow_mixed_patients:
+                raise InputError(
+                    f"The upload contains images of {n_patients} patients (different "
+                    "PatientID or PatientName); import each patient's images separately, or "
+                    "pass --allow-mixed-patients if they are one person. Nothing was imported."
+                )
+            warning = (
+                f"the upload contains images of {n_patients} patients (different PatientID "
+                "or PatientName); all were imported for one patient because mixed patients "
+                "were allowed"
+            )
+            report.warnings.append(warning)
+            logger.warning("%s", warning)
 
         with (
             _remove_new_blobs_on_failure(factory, slice_store),
@@ -755,6 +779,72 @@ def import_dicom(
             report.reader_warnings = names.warning_counts()
             _finish(session, report, recorder, {patient_row.id})
     return report
+
+
+def count_upload_patients(plans: Sequence[Any], *, secret: bytes) -> int:
+    """Count the patient identities in the headers of planned DICOM series.
+
+    Two headers belong to the same patient when their ``patient_lookup_key`` (a keyed hash
+    of the PatientID and the normalised PatientName) is equal, the key that the
+    de-identification report counts as ``n_patient_keys``. Headers with neither PatientID
+    nor PatientName have no key and are not counted. The headers that planning keeps are used;
+    only a file without one is read again, for these attributes only and without pixel data.
+    No value leaves this function.
+
+    Parameters
+    ----------
+    plans : sequence of SeriesPlan
+        The series of :func:`ictcf.imaging.dicom_series.plan_dicom_series`.
+    secret : bytes
+        Key of the lookup-key hash.
+
+    Returns
+    -------
+    int
+        Number of distinct patient keys, 0 when no header names a patient.
+
+    Raises
+    ------
+    InputError
+        If a planned file can no longer be read.
+    """
+    import warnings
+
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    from ictcf.imaging.pseudonyms import patient_lookup_key
+
+    keys: set[str] = set()
+    # Single-frame headers are still held by the plans from the planning read; the files of
+    # multi-frame objects are read again for these attributes only.
+    held: dict[Path, Any] = {}
+    for plan in plans:
+        for path, (header, _) in plan._header_cache.items():
+            held[Path(path)] = header
+    paths = sorted({Path(frame.path) for plan in plans for frame in plan.frames})
+    for path in paths:
+        try:
+            # The planning read already raised (and recorded) the reader warnings of these
+            # headers, so the second read does not count them again.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                header = held.get(path)
+                if header is None:
+                    header = pydicom.dcmread(
+                        path, stop_before_pixels=True, specific_tags=list(PATIENT_IDENTITY_TAGS)
+                    )
+                key = patient_lookup_key(header, secret=secret)
+        except (InvalidDicomError, OSError, ValueError, TypeError, KeyError, RecursionError) as err:
+            raise InputError(
+                "The patient attributes (PatientID, PatientName) could not be read again "
+                f"({type(err).__name__}); check that the upload is not changed during the "
+                "import, and run it again.",
+                path=path,
+            ) from err
+        if key is not None:
+            keys.add(key)
+    return len(keys)
 
 
 def _reason_counts(excluded: Sequence[ExcludedFileReport]) -> str:

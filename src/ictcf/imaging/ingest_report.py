@@ -111,7 +111,11 @@ class CTImportReport:
         Wall time of the whole import, seconds.
     reader_warnings : dict of str to int
         Warnings the file readers (pydicom, nibabel, Pillow) raised, with file names
-        replaced by upload references, and how often each was raised.
+        replaced by upload references and quoted values by ``'<value>'``, and how often
+        each was raised.
+    warnings : list of str
+        Findings about the whole upload, such as images of more than one patient imported
+        with ``allow_mixed_patients``.
     """
 
     kind: str
@@ -124,6 +128,7 @@ class CTImportReport:
     store_root: str = ""
     elapsed_s: float = 0.0
     reader_warnings: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def n_series_imported(self) -> int:
@@ -151,7 +156,7 @@ class CTImportReport:
 
     def summary_lines(self) -> list[str]:
         """Return a short human-readable summary, one line per series."""
-        lines = []
+        lines = [f"warning: {warning}" for warning in self.warnings]
         for item in self.series:
             if item.status == STATUS_ALREADY_IMPORTED:
                 lines.append(

@@ -5,6 +5,11 @@ folder and archive names around them. Every message that the import functions ra
 therefore names a file by its position in the sorted upload (``file_index`` of the import
 report, counted from 0) and the first characters of its SHA-256, which ``sha256sum`` finds
 again. Reader messages and third-party warnings that quote a path are rewritten the same way.
+
+Reader warnings also quote header values (pydicom 3: ``Invalid value for VR IS: 'DOE'``,
+``Unknown encoding 'DOE_JOHN'``). Before such a warning is stored, logged or raised again,
+the content of every quoted value in it becomes ``<value>`` (see
+:func:`scrub_quoted_values`).
 """
 
 from __future__ import annotations
@@ -40,12 +45,32 @@ READER_LOGGERS = (
 #: Bare file names shorter than this (characters) are replaced only when they contain a digit,
 #: dot, dash or underscore, so that a file called ``data`` does not rewrite "pixel data".
 MIN_PLAIN_NAME_LENGTH = 8
+#: Text that replaces the content of a quoted value in reader warnings.
+VALUE_PLACEHOLDER = "<value>"
+#: A value quoted in single or double quotes, as ``repr`` and f-strings write it, with an
+#: optional bytes or string prefix. Backslash escapes and quotes followed by a word character
+#: (``'O'BRIEN'``) belong to the value. An opening quote without its closing quote takes the
+#: rest of the message. An apostrophe after a word character (``pydicom's``) opens no value.
+_QUOTED_VALUE = re.compile(
+    r"(?<!\w)[bBrRuU]{0,2}"
+    r"(?:'(?:[^'\\]|\\.|'(?=\w))*'(?!\w)"
+    r'|"(?:[^"\\]|\\.|"(?=\w))*"(?!\w))'
+    r"""|(?<!\w)['"].*\Z""",
+    re.DOTALL,
+)
+#: An upload reference written by :func:`describe_upload_file`, kept when a reader quotes it.
+_UPLOAD_REFERENCE = re.compile(r"file \d+ of the upload \(SHA-256 [0-9a-f]*\)|the input")
 
 
 def _is_distinctive(name: str) -> bool:
     # NOTE: a short plain-word name (``JANE``) is therefore left in reader messages; whole
     # paths are always replaced.
     return len(name) >= MIN_PLAIN_NAME_LENGTH or any(char in name for char in "0123456789.-_")
+
+
+def _replace_whole(text: str, original: str, replacement: str) -> str:
+    pattern = rf"(?<![\w.-]){re.escape(original)}(?![\w-])"
+    return re.sub(pattern, lambda _match: replacement, text)
 
 
 def describe_upload_file(index: int, sha256: str) -> str:
@@ -64,6 +89,41 @@ def describe_upload_file(index: int, sha256: str) -> str:
         Such as ``"file 2 of the upload (SHA-256 1a2b3c4d5e6f)"``.
     """
     return f"file {index} of the upload (SHA-256 {sha256[:SHORT_SHA256_DIGITS]})"
+
+
+def scrub_quoted_values(text: str, *, keep: re.Pattern[str] | None = None) -> str:
+    """Replace the content of every quoted value in ``text`` by ``<value>``.
+
+    pydicom quotes the offending value in its warnings (``Invalid value for VR IS:
+    'LEAKMARK'``), and such values can come from any header attribute, so the whole quoted
+    text is replaced: single or double quotes, optionally with a bytes prefix (``b'...'``).
+    An opening quote without its closing quote replaces the rest of the message.
+
+    Parameters
+    ----------
+    text : str
+        A reader message.
+    keep : re.Pattern, optional
+        Quoted text that matches this pattern in full is kept (such as an upload reference).
+
+    Returns
+    -------
+    str
+        ``text`` with each quoted value written as ``'<value>'`` (its quotes kept).
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        quoted = match.group(0)
+        body = quoted.lstrip("bBrRuU")
+        prefix = quoted[: len(quoted) - len(body)]
+        quote = body[0]
+        closed = len(body) > 1 and body.endswith(quote)
+        inner = body[1:-1] if closed else body[1:]
+        if keep is not None and keep.fullmatch(inner):
+            return quoted
+        return f"{prefix}{quote}{VALUE_PLACEHOLDER}{quote if closed else ''}"
+
+    return _QUOTED_VALUE.sub(replace, text)
 
 
 class UploadFileNames:
@@ -105,14 +165,23 @@ class UploadFileNames:
 
     def scrub(self, text: str) -> str:
         """Replace every registered path or name in ``text`` by its reference."""
-        # Longest first, so that a full path is replaced before the name inside it.
+        # Longest first, so that a full path is replaced before the name inside it. A path
+        # is replaced only where it is not part of a longer word, so that the input ``up``
+        # leaves "upload" as it is.
         for original in sorted(self._replacements, key=len, reverse=True):
             if original and original in text:
-                text = text.replace(original, self._replacements[original])
+                text = _replace_whole(text, original, self._replacements[original])
         for name, label in self._name_replacements.items():
             if name in text:
-                text = re.sub(rf"(?<![\w.-]){re.escape(name)}(?![\w-])", label, text)
+                text = _replace_whole(text, name, label)
         return text
+
+    def scrub_reader_message(self, text: str) -> str:
+        """Replace paths, names and quoted header values in a reader's message.
+
+        Quoted upload references (a quoted path rewritten by :meth:`scrub`) are kept.
+        """
+        return scrub_quoted_values(self.scrub(text), keep=_UPLOAD_REFERENCE)
 
     def rewrite_error(self, err: InputError) -> InputError:
         """Return ``err`` as a new error that names its file by reference, not by name."""
@@ -125,9 +194,13 @@ class UploadFileNames:
         return InputError(reason)
 
     def warning_counts(self) -> dict[str, int]:
-        """Return the reader warnings recorded so far, without names, with their counts."""
+        """Return the reader warnings recorded so far, with their counts.
+
+        File names and quoted header values are replaced (:meth:`scrub_reader_message`), so
+        warnings that differed only in the value are counted together.
+        """
         counts = Counter(
-            self.scrub(str(item.message))
+            self.scrub_reader_message(str(item.message))
             for item in self._recorded
             if not issubclass(item.category, _PASSED_ON_CATEGORIES)
         )
@@ -138,13 +211,22 @@ class UploadFileNames:
 _PASSED_ON_CATEGORIES = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
 
 
+#: Logger name prefix of this package. Its records keep their quotes, because they quote
+#: option values as advice (``gantry_tilt='reject'``), so they must leave header values out.
+_PACKAGE_LOGGER_PREFIX = "ictcf."
+
+
 class _ScrubFilter(logging.Filter):
     def __init__(self, names: UploadFileNames) -> None:
         super().__init__()
         self._names = names
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = self._names.scrub(record.getMessage())
+        # Third-party readers (pydicom logs each warning it raises) quote header values.
+        if record.name.startswith(_PACKAGE_LOGGER_PREFIX):
+            record.msg = self._names.scrub(record.getMessage())
+        else:
+            record.msg = self._names.scrub_reader_message(record.getMessage())
         record.args = None
         return True
 
@@ -155,10 +237,12 @@ def names_kept_out(names: UploadFileNames) -> Iterator[UploadFileNames]:
 
     An :class:`~ictcf.errors.InputError` leaving the block is raised again with its file
     named by reference (chained with ``from``). Warnings raised inside the block (pydicom
-    warns about truncated files with the path) are recorded instead of printed. When the block
-    ends, each distinct message is logged once at WARNING level without names, with its
-    count, and :meth:`UploadFileNames.warning_counts` returns them while the block runs.
-    Records of the loggers in ``READER_LOGGERS`` are rewritten the same way.
+    warns about truncated files with the path, and about invalid values with the value) are
+    recorded instead of printed. When the block ends, each distinct message is logged once
+    at WARNING level without names and quoted values, with its count, and
+    :meth:`UploadFileNames.warning_counts` returns them while the block runs. Records of the
+    loggers in ``READER_LOGGERS`` are rewritten the same way (quoted values only in the
+    records of third-party readers).
 
     NOTE: ``warnings.catch_warnings`` changes process-wide state, so warnings that other
     threads raise during an import are recorded here too, and two imports running in threads
@@ -181,7 +265,9 @@ def names_kept_out(names: UploadFileNames) -> Iterator[UploadFileNames]:
                     logger.warning("reader warning (raised %d times): %s", count, message)
         for item in recorded:
             if issubclass(item.category, _PASSED_ON_CATEGORIES):
-                warnings.warn(names.scrub(str(item.message)), item.category, stacklevel=3)
+                warnings.warn(
+                    names.scrub_reader_message(str(item.message)), item.category, stacklevel=3
+                )
     finally:
         for reader_logger in reader_loggers:
             reader_logger.removeFilter(scrub_filter)
