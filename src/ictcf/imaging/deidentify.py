@@ -1398,9 +1398,11 @@ def _character_set_warning(dataset: Dataset) -> str | None:
     undefined = [term for term in terms if term and term not in python_encoding]
     if not undefined:
         return None
+    # The terms are header values, so the stored warning counts them instead of quoting them.
     return (
-        f"SpecificCharacterSet (0008,0005) holds undefined terms {undefined}; text was decoded "
-        "with pydicom's correction of the term or, failing that, as ISO 8859-1 (Latin-1)"
+        f"SpecificCharacterSet (0008,0005) contains {len(undefined)} undefined term(s); text "
+        "was decoded with pydicom's correction of the term or, failing that, as ISO 8859-1 "
+        "(Latin-1)"
     )
 
 
