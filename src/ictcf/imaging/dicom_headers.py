@@ -13,6 +13,7 @@ import functools
 import itertools
 import logging
 import math
+import re
 import struct
 import zlib
 from collections.abc import Iterator
@@ -51,6 +52,14 @@ SECONDARY_CAPTURE_SOP_CLASSES = frozenset(
 MAX_INFLATED_DICOM_BYTES = 256 * 1024 * 1024
 #: Chunk (bytes) read from and inflated out of a deflated file per step, so memory stays bounded.
 INFLATE_CHUNK_BYTES = 1024 * 1024
+
+#: Largest deviation of a (0020,0037) ImageOrientationPatient direction vector's length from 1,
+#: and of the row and column vectors' dot product from 0. Scanners usually write the cosines
+#: with 6 or more digits, so real headers stay far inside it. Zero, NaN or skewed cosines do not.
+ORIENTATION_UNIT_TOLERANCE = 0.01
+#: Largest absolute (0020,0032) ImagePositionPatient coordinate (mm) accepted. 1 km is far
+#: beyond any scanner, and smaller values keep position differences free of float overflow.
+MAX_POSITION_MM = 1.0e6
 
 #: Decoder packages to suggest per compressed transfer syntax when pydicom has no decoder.
 _DECODER_HINTS = {
@@ -159,7 +168,9 @@ def header_text(dataset: Dataset, keyword: str | int, default: Any = None) -> An
 def single_uid(dataset: Dataset, keyword: str | int) -> str:
     """Return a UID attribute as text, empty when absent, without converting a raw element.
 
-    A raw value is decoded as pydicom decodes UI values; other values are converted.
+    A raw value is decoded as pydicom decodes UI values; other values are converted. A value
+    that is not one string (several values, or a sequence read under the wrong VR) gives an
+    empty string, so the text of nested items never becomes a UID.
     """
     tag = keyword if isinstance(keyword, int) else _tag_of(keyword)
     element = dataset.get_item(tag) if tag is not None else None
@@ -169,11 +180,33 @@ def single_uid(dataset: Dataset, keyword: str | int) -> str:
         value = element.value
         if isinstance(value, bytes) and b"\\" not in value:
             return value.decode(default_encoding).strip(" \x00")
-    return str(dataset[tag].value if tag is not None else "")
+    converted = dataset[tag].value if tag is not None else ""
+    return str(converted) if isinstance(converted, str) else ""
 
 
 class MissingAttributeError(ValueError):
     """A header lacks an attribute needed to place a frame in space."""
+
+
+#: A quoted part of an exception text: '...' or "...", up to the closing quote or the end.
+_QUOTED_TEXT = re.compile(r"'[^']*(?:'|$)|\"[^\"]*(?:\"|$)")
+
+
+def redact_quoted_values(text: str) -> str:
+    """Replace every quoted part of an exception text by ``'<value>'`` (or ``"<value>"``).
+
+    pydicom and Python quote the offending value in conversion errors, for example
+    ``invalid literal for int() with base 10: 'AB'``. Reasons and warnings that are stored
+    in the database or in reports go through this function so that a header value (a name,
+    an ID, a date) never reaches them. An opening quote without a closing one hides the
+    rest of the text.
+    """
+    return _QUOTED_TEXT.sub(lambda match: f"{match.group(0)[0]}<value>{match.group(0)[0]}", text)
+
+
+def describe_error(error: BaseException) -> str:
+    """Return ``"TypeName: message"`` for an exception, with quoted values redacted."""
+    return f"{type(error).__name__}: {redact_quoted_values(str(error))}"
 
 
 @dataclass(frozen=True)
@@ -301,8 +334,11 @@ def frame_attributes(dataset: Dataset, frame_index: int | None = None) -> FrameA
     Raises
     ------
     MissingAttributeError
-        If the position, orientation or pixel spacing is missing or malformed; the message
-        names the tag.
+        If the position, orientation or pixel spacing is missing, has the wrong number of
+        values, or is not a usable geometry: a non-finite position or one beyond
+        :data:`MAX_POSITION_MM`, direction vectors that are not unit length and perpendicular
+        within :data:`ORIENTATION_UNIT_TOLERANCE`, or a spacing that is not finite and
+        positive. The message names the tag and never quotes the value.
     """
     groups = _functional_groups(dataset, frame_index)
     position, _ = _macro_value(dataset, groups, "PlanePositionSequence", "ImagePositionPatient")
@@ -310,16 +346,9 @@ def frame_attributes(dataset: Dataset, frame_index: int | None = None) -> FrameA
         dataset, groups, "PlaneOrientationSequence", "ImageOrientationPatient"
     )
     spacing, _ = _macro_value(dataset, groups, "PixelMeasuresSequence", "PixelSpacing")
-    if position is None or len(position) != 3:
-        raise MissingAttributeError("(0020,0032) ImagePositionPatient is missing or not 3 values")
-    if orientation is None or len(orientation) != 6:
-        raise MissingAttributeError(
-            "(0020,0037) ImageOrientationPatient is missing or not 6 values"
-        )
-    if spacing is None or len(spacing) != 2 or min(float(v) for v in spacing) <= 0:
-        raise MissingAttributeError(
-            "(0028,0030) PixelSpacing is missing, not 2 values, or not positive"
-        )
+    position_mm = _checked_position(_as_floats(position))
+    orientation_cosines = _checked_orientation(_as_floats(orientation))
+    spacing_mm = _checked_spacing(_as_floats(spacing))
     thickness, _ = _macro_value(dataset, groups, "PixelMeasuresSequence", "SliceThickness")
     between, _ = _macro_value(dataset, groups, "PixelMeasuresSequence", "SpacingBetweenSlices")
 
@@ -338,9 +367,9 @@ def frame_attributes(dataset: Dataset, frame_index: int | None = None) -> FrameA
     kernel = "\\".join(_as_strings(kernel_value))
 
     return FrameAttributes(
-        position_mm=np.asarray([float(v) for v in position], dtype=np.float64),
-        orientation=np.asarray([float(v) for v in orientation], dtype=np.float64),
-        pixel_spacing_mm=(float(spacing[0]), float(spacing[1])),
+        position_mm=np.asarray(position_mm, dtype=np.float64),
+        orientation=np.asarray(orientation_cosines, dtype=np.float64),
+        pixel_spacing_mm=spacing_mm,
         slice_thickness_mm=_float_or_nan(thickness),
         spacing_between_slices_mm=_float_or_nan(between),
         rescale=rescale,
@@ -348,6 +377,61 @@ def frame_attributes(dataset: Dataset, frame_index: int | None = None) -> FrameA
         frame_type=frame_type,
         kernel=kernel,
     )
+
+
+def _as_floats(value: Any) -> list[float] | None:
+    """Convert a DS value (one number or several) to floats; None if absent or not numeric."""
+    if value is None or value == "":
+        return None
+    items = [value] if isinstance(value, str | bytes | int | float) else value
+    try:
+        return [float(item) for item in items]
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _checked_position(values: list[float] | None) -> list[float]:
+    if values is None or len(values) != 3:
+        raise MissingAttributeError(
+            "(0020,0032) ImagePositionPatient is missing, not numeric or not 3 values"
+        )
+    if not all(math.isfinite(v) and abs(v) <= MAX_POSITION_MM for v in values):
+        raise MissingAttributeError(
+            f"(0020,0032) ImagePositionPatient is not finite or lies beyond {MAX_POSITION_MM:g} mm"
+        )
+    return values
+
+
+def _checked_orientation(values: list[float] | None) -> list[float]:
+    if values is None or len(values) != 6:
+        raise MissingAttributeError(
+            "(0020,0037) ImageOrientationPatient is missing, not numeric or not 6 values"
+        )
+    row, column = values[:3], values[3:]
+    row_length = math.sqrt(sum(v * v for v in row))
+    column_length = math.sqrt(sum(v * v for v in column))
+    dot = sum(a * b for a, b in zip(row, column, strict=True))
+    # NaN fails every comparison below, so a NaN cosine is rejected too.
+    if not (
+        abs(row_length - 1.0) <= ORIENTATION_UNIT_TOLERANCE
+        and abs(column_length - 1.0) <= ORIENTATION_UNIT_TOLERANCE
+        and abs(dot) <= ORIENTATION_UNIT_TOLERANCE
+    ):
+        raise MissingAttributeError(
+            "(0020,0037) ImageOrientationPatient is degenerate: the row and column direction "
+            "cosines are not finite unit vectors perpendicular to each other"
+        )
+    return values
+
+
+def _checked_spacing(values: list[float] | None) -> tuple[float, float]:
+    if values is None or len(values) != 2:
+        raise MissingAttributeError(
+            "(0028,0030) PixelSpacing is missing, not numeric or not 2 values"
+        )
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        raise MissingAttributeError("(0028,0030) PixelSpacing is not finite and positive")
+    return values[0], values[1]
 
 
 def frame_rescale(
@@ -420,6 +504,12 @@ def transfer_syntax(dataset: Dataset) -> str:
     meta = getattr(dataset, "file_meta", None)
     value = header_value(meta, _TRANSFER_SYNTAX_UID_TAG) if meta is not None else None
     return str(value) if value else str(dicom_uid.ImplicitVRLittleEndian)
+
+
+@functools.lru_cache(maxsize=64)
+def is_known_transfer_syntax(transfer_syntax_uid: str) -> bool:
+    """Return whether pydicom registers ``transfer_syntax_uid`` as a transfer syntax."""
+    return dicom_uid.UID(transfer_syntax_uid).is_transfer_syntax
 
 
 @functools.lru_cache(maxsize=64)

@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import struct
+import zlib
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ import numpy as np
 import pydicom
 from numpy.typing import NDArray
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.filereader import read_dataset
 from pydicom.pixels import apply_modality_lut
 from pydicom.pixels import pixel_array as decode_pixel_array
@@ -45,13 +46,16 @@ from ictcf.imaging.dicom_headers import (
     MissingAttributeError,
     check_deflated_size,
     check_encapsulated_frame,
+    describe_error,
     expected_pixel_bytes,
     frame_attributes,
     header_value,
     is_compressed_syntax,
+    is_known_transfer_syntax,
     is_secondary_capture,
     localizer_reason,
     number_of_frames,
+    redact_quoted_values,
     single_uid,
     transfer_syntax,
     unsupported_syntax_message,
@@ -78,10 +82,25 @@ TiltPolicy = Literal["resample", "reject"]
 
 @dataclass(frozen=True)
 class ExcludedFile:
-    """A file (or part of one) left out of every volume, and why."""
+    """A file (or part of one) left out of every volume, and why.
+
+    Attributes
+    ----------
+    path : Path
+        The file.
+    reason : str
+        Why it was left out. It names tags and rules, never a header value, except
+        (0008,0060) Modality, (0028,0004) PhotometricInterpretation and a registered SOP
+        class name.
+    series_instance_uid : str
+        (0020,000E) SeriesInstanceUID when the header was read, else empty. Callers use it to
+        group exclusions by series without reading the file again (a file excluded as a
+        possible deflate bomb must never be parsed).
+    """
 
     path: Path
     reason: str
+    series_instance_uid: str = ""
 
 
 @dataclass(frozen=True)
@@ -239,13 +258,22 @@ class _Frame:
 
 
 class _ExcludedFileError(Exception):
-    """Internal signal: the file goes to :attr:`DicomScan.excluded` with this reason."""
+    """Internal signal: the file goes to :attr:`DicomScan.excluded` with this reason.
+
+    ``series_instance_uid`` is set when the header was read before the file was rejected.
+    """
+
+    series_instance_uid: str = ""
 
 
 # pydicom raises many exception types on malformed files; these are the ones seen on
-# truncated, non-DICOM and corrupt headers.
+# truncated, non-DICOM and corrupt headers, on values of the wrong length
+# (BytesLengthException) and on sequences nested past Python's recursion limit.
 _HEADER_ERRORS = (
     InvalidDicomError,
+    BytesLengthException,
+    RecursionError,
+    OverflowError,
     EOFError,
     OSError,
     ValueError,
@@ -263,9 +291,16 @@ def _looks_like_raw_dataset(head: bytes) -> bool:
     return len(head) >= 4 and head[:2] == b"\x08\x00"
 
 
-#: Bytes at the start of a file searched for the deflated transfer syntax UID; the file meta
-#: group that names the transfer syntax is far shorter.
+#: Bytes read at once at the start of a file to find the deflated transfer syntax UID in the
+#: File Meta group. A group is usually far shorter, and a longer one is read on demand.
 _META_PEEK_BYTES = 4096
+#: Largest File Meta group (bytes) walked by :func:`_may_be_deflated`. A longer group is
+#: implausible, so it is parsed with pydicom instead (slower, but only for such files).
+_MAX_PEEKED_META_BYTES = 1024 * 1024
+#: Explicit VRs whose element header has a 4-byte length after 2 reserved bytes (PS3.5 7.1.2).
+_LONG_LENGTH_VRS = frozenset(
+    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+)
 _DEFLATED_UID_BYTES = str(pydicom.uid.DeflatedExplicitVRLittleEndian).encode("ascii")
 _ROWS_TAG = 0x00280010
 _COLUMNS_TAG = 0x00280011
@@ -297,7 +332,7 @@ def _read_header(path: Path) -> tuple[Dataset, int]:
     try:
         with path.open("rb") as handle:
             head = handle.read(_META_PEEK_BYTES)
-            if _DEFLATED_UID_BYTES in head:
+            if _may_be_deflated(handle, head):
                 _check_deflated(path)
             handle.seek(0)
             try:
@@ -312,13 +347,67 @@ def _read_header(path: Path) -> tuple[Dataset, int]:
                     handle, stop_before_pixels=True, defer_size=HEADER_DEFER_SIZE, force=True
                 )
             pixel_offset = handle.tell()
+            pixel_element = handle.read(12)
             file_size = os.fstat(handle.fileno()).st_size
     except InvalidDicomError as err:
         raise _ExcludedFileError("not a DICOM file (no DICM preamble)") from err
     except _HEADER_ERRORS as err:
-        raise _ExcludedFileError(f"unreadable DICOM header ({type(err).__name__}: {err})") from err
-    _check_native_length(dataset, pixel_offset, file_size)
+        raise _ExcludedFileError(f"unreadable DICOM header ({describe_error(err)})") from err
+    try:
+        _check_native_length(dataset, pixel_offset, pixel_element, file_size)
+    except _ExcludedFileError as err:
+        err.series_instance_uid = _series_uid_or_empty(dataset)
+        raise
     return dataset, pixel_offset
+
+
+def _may_be_deflated(handle: Any, head: bytes) -> bool:
+    """Return whether the File Meta group may name the deflated transfer syntax.
+
+    ``head`` is the start of the file open as ``handle``. The (0002,xxxx) elements are walked
+    by their tag, VR and length alone, reading past ``head`` only for a group longer than it,
+    so an ordinary file costs a few byte comparisons and no pydicom parse. True is also
+    returned when the walk cannot decide (implicit VR, a group longer than
+    :data:`_MAX_PEEKED_META_BYTES`, a file ending inside the group), so that the caller runs
+    the full check, which parses the group with pydicom.
+    """
+    if len(head) < 132 or head[128:132] != b"DICM":
+        # No preamble: pydicom reads such a file only as a raw dataset, without a meta group.
+        return False
+    deflated = False
+    offset = 132
+    while True:
+        if offset + 12 > _MAX_PEEKED_META_BYTES:
+            return True
+        element = _bytes_at(handle, head, offset, 12)
+        if len(element) < 8:
+            return True
+        if element[:2] != b"\x02\x00":
+            return deflated
+        vr = element[4:6]
+        if vr in _LONG_LENGTH_VRS:
+            if len(element) < 12:
+                return True
+            length = int.from_bytes(element[8:12], "little")
+            value_offset = offset + 12
+        elif vr.isalpha() and vr.isupper():
+            length = int.from_bytes(element[6:8], "little")
+            value_offset = offset + 8
+        else:
+            return True
+        if element[2:4] == b"\x10\x00" and length <= len(_DEFLATED_UID_BYTES) + 2:
+            value = _bytes_at(handle, head, value_offset, length)
+            deflated = deflated or value.rstrip(b"\x00 ") == _DEFLATED_UID_BYTES
+        offset = value_offset + length
+
+
+def _bytes_at(handle: Any, head: bytes, offset: int, size: int) -> bytes:
+    """Return up to ``size`` bytes of the file at ``offset``, from ``head`` where it has them."""
+    if offset + size <= len(head):
+        return head[offset : offset + size]
+    handle.seek(offset)
+    data: bytes = handle.read(size)
+    return data
 
 
 def _check_deflated(path: Path) -> None:
@@ -328,20 +417,42 @@ def _check_deflated(path: Path) -> None:
     except InvalidDicomError:
         # No file meta group: dcmread reports the file as not DICOM.
         pass
-    except ValueError as err:
-        raise _ExcludedFileError(f"unreadable deflated DICOM: {err}") from err
+    except (ValueError, EOFError, zlib.error) as err:
+        raise _ExcludedFileError(
+            f"unreadable deflated DICOM: {redact_quoted_values(str(err))}"
+        ) from err
     except _HEADER_ERRORS as err:
-        raise _ExcludedFileError(f"unreadable DICOM header ({type(err).__name__}: {err})") from err
+        raise _ExcludedFileError(f"unreadable DICOM header ({describe_error(err)})") from err
 
 
-def _check_native_length(dataset: Dataset, pixel_offset: int, file_size: int) -> None:
-    """Exclude a file with uncompressed pixel data shorter than its header promises."""
+def _check_native_length(
+    dataset: Dataset, pixel_offset: int, pixel_element: bytes, file_size: int
+) -> None:
+    """Exclude a file whose transfer syntax is unknown or whose native pixel data is invalid.
+
+    ``pixel_element`` is up to 12 bytes read at ``pixel_offset``: the header of the element
+    that follows the header read (the (7FE0,0010) PixelData element in an image).
+    """
     syntax = transfer_syntax(dataset)
+    if not is_known_transfer_syntax(syntax):
+        raise _ExcludedFileError(
+            "(0002,0010) TransferSyntaxUID is not a known transfer syntax, so the pixel data "
+            "cannot be read: convert the file to a standard transfer syntax"
+        )
     if is_compressed_syntax(syntax) or _ROWS_TAG not in dataset:
         return
     if syntax == pydicom.uid.DeflatedExplicitVRLittleEndian:
         return
-    element_header = 8 if syntax == pydicom.uid.ImplicitVRLittleEndian else 12
+    _check_image_size(dataset)
+    implicit = syntax == pydicom.uid.ImplicitVRLittleEndian
+    element_header = 8 if implicit else 12
+    if pixel_element[:4] in (_PIXEL_DATA_TAG, _PIXEL_DATA_TAG_BIG_ENDIAN):
+        length = pixel_element[4:8] if implicit else pixel_element[8:12]
+        if length == b"\xff\xff\xff\xff":
+            raise _ExcludedFileError(
+                "(7FE0,0010) PixelData has undefined length, which an uncompressed transfer "
+                "syntax does not allow: the file is damaged"
+            )
     available = file_size - pixel_offset - element_header
     expected = expected_pixel_bytes(dataset)
     if available < 0:
@@ -352,16 +463,56 @@ def _check_native_length(dataset: Dataset, pixel_offset: int, file_size: int) ->
         )
 
 
+#: Attributes of the Image Pixel module that must each hold one positive integer:
+#: (tag, label for messages).
+_IMAGE_SIZE_TAGS = ((_ROWS_TAG, "(0028,0010) Rows"), (_COLUMNS_TAG, "(0028,0011) Columns"))
+
+
+def _check_image_size(dataset: Dataset) -> None:
+    """Exclude a file whose Rows or Columns is not one positive integer."""
+    for tag, label in _IMAGE_SIZE_TAGS:
+        value = _single_integer(dataset, tag, label)
+        if value is None or value < 1:
+            raise _ExcludedFileError(f"invalid {label}: it must be one positive integer")
+
+
+def _single_integer(dataset: Dataset, keyword: str | int, label: str) -> int | None:
+    """Return an IS or US attribute as an int, None when absent or empty.
+
+    Raises _ExcludedFileError (naming ``label``, never the value) when the value cannot be
+    read, has several values or is not a whole number.
+    """
+    try:
+        value = header_value(dataset, keyword)
+    except _HEADER_ERRORS as err:
+        raise _ExcludedFileError(f"invalid {label}: it must be one integer") from err
+    if value is None or value == "":
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or int(value) != value
+    ):
+        raise _ExcludedFileError(f"invalid {label}: it must be one integer")
+    return int(value)
+
+
 def _image_exclusion(dataset: Dataset) -> str | None:
     if _ROWS_TAG not in dataset or _COLUMNS_TAG not in dataset:
-        sop_class = pydicom.uid.UID(str(dataset.get("SOPClassUID", "")))
-        name = sop_class.name if sop_class else "unknown SOP class"
+        sop_class = pydicom.uid.UID(single_uid(dataset, "SOPClassUID"))
+        # UID.name is the UID itself for one pydicom does not register, and an unregistered
+        # UID may carry any digits (a date, an ID), so only registered names are quoted.
+        registered = bool(sop_class) and sop_class.name != str(sop_class)
+        name = sop_class.name if registered else "an unrecognised SOP class"
         return f"not an image ({name}): (0028,0010) Rows and (0028,0011) Columns are missing"
     modality = str(header_value(dataset, "Modality", "")).upper()
     if modality and modality not in HU_MODALITIES:
         return f"modality {modality} is not CT, so its values are not Hounsfield units"
-    samples = int(header_value(dataset, "SamplesPerPixel", 1) or 1)
-    if samples != 1:
+    samples = _single_integer(dataset, "SamplesPerPixel", "(0028,0002) SamplesPerPixel")
+    if samples is not None and samples < 1:
+        return "invalid (0028,0002) SamplesPerPixel: it must be 1 for greyscale CT"
+    if samples is not None and samples != 1:
         return f"colour image ({samples} samples per pixel): only greyscale CT forms volumes"
     photometric = str(header_value(dataset, "PhotometricInterpretation", "MONOCHROME2")).upper()
     if photometric not in ("MONOCHROME1", "MONOCHROME2"):
@@ -371,7 +522,19 @@ def _image_exclusion(dataset: Dataset) -> str | None:
 
 def _frames_of(path: Path, dataset: Dataset, pixel_offset: int) -> list[_Frame]:
     count = number_of_frames(dataset)
-    multi = count > 1 or "PerFrameFunctionalGroupsSequence" in dataset
+    per_frame = dataset.get("PerFrameFunctionalGroupsSequence")
+    multi = count > 1 or per_frame is not None
+    if per_frame is not None and len(per_frame) != count:
+        raise _ExcludedFileError(
+            f"(5200,9230) PerFrameFunctionalGroupsSequence has {len(per_frame)} items for "
+            f"{count} frames ((0028,0008) NumberOfFrames): it must have one item per frame"
+        )
+    try:
+        instance = _single_integer(dataset, "InstanceNumber", "(0020,0013) InstanceNumber")
+    except _ExcludedFileError:
+        # InstanceNumber only breaks ties in the order, so an invalid one is ignored.
+        instance = None
+    acquisition = _single_integer(dataset, "AcquisitionNumber", "(0020,0012) AcquisitionNumber")
     frames = []
     for index in range(count):
         frame_index = index if multi else None
@@ -380,8 +543,6 @@ def _frames_of(path: Path, dataset: Dataset, pixel_offset: int) -> list[_Frame]:
         except MissingAttributeError as err:
             where = f"frame {index + 1}: " if multi else ""
             raise _ExcludedFileError(f"no geometry: {where}{err}") from err
-        instance = header_value(dataset, "InstanceNumber")
-        acquisition = header_value(dataset, "AcquisitionNumber")
         frames.append(
             _Frame(
                 path=path,
@@ -389,8 +550,8 @@ def _frames_of(path: Path, dataset: Dataset, pixel_offset: int) -> list[_Frame]:
                 attributes=attributes,
                 dataset=dataset,
                 sop_instance_uid=single_uid(dataset, "SOPInstanceUID"),
-                instance_number=int(instance) if instance not in (None, "") else None,
-                acquisition_number=int(acquisition) if acquisition not in (None, "") else None,
+                instance_number=instance,
+                acquisition_number=acquisition,
                 pixel_offset=pixel_offset,
             )
         )
@@ -694,19 +855,31 @@ def plan_dicom_series(
     with _cyclic_collector_paused():
         for raw_path in files:
             path = Path(raw_path)
+            dataset = None
             try:
                 dataset, pixel_offset = _read_header(path)
                 reason = _image_exclusion(dataset)
                 if reason is not None:
                     raise _ExcludedFileError(reason)
                 frames = _frames_of(path, dataset, pixel_offset)
-            except _ExcludedFileError as err:
-                excluded.append(ExcludedFile(path, str(err)))
-                logger.info("file excluded from volumes: %s", err)
+                series_uid = single_uid(dataset, "SeriesInstanceUID")
+                localizer_reasons = [
+                    localizer_reason(dataset, frame.attributes.frame_type) for frame in frames
+                ]
+            except (_ExcludedFileError, *_HEADER_ERRORS) as err:
+                reason = (
+                    str(err)
+                    if isinstance(err, _ExcludedFileError)
+                    else f"invalid DICOM header ({describe_error(err)})"
+                )
+                series_uid = _series_uid_or_empty(dataset) or getattr(
+                    err, "series_instance_uid", ""
+                )
+                excluded.append(ExcludedFile(path, reason, series_uid))
+                logger.info("file excluded from volumes: %s", reason)
                 continue
             axial_frames = []
-            for frame in frames:
-                reason = localizer_reason(dataset, frame.attributes.frame_type)
+            for frame, reason in zip(frames, localizer_reasons, strict=True):
                 if reason is None:
                     orientation_key = tuple(frame.attributes.orientation.tolist())
                     plane = planes.get(orientation_key)
@@ -716,17 +889,14 @@ def plan_dicom_series(
                     if plane != "axial":
                         reason = f"{plane} reconstruction: only axial slices form volumes"
                 if reason is not None:
-                    if frame.frame_index is None or len(frames) == 1:
-                        excluded.append(ExcludedFile(path, reason))
-                    else:
-                        excluded.append(
-                            ExcludedFile(path, f"frame {frame.frame_index + 1}: {reason}")
-                        )
+                    if frame.frame_index is not None and len(frames) > 1:
+                        reason = f"frame {frame.frame_index + 1}: {reason}"
+                    excluded.append(ExcludedFile(path, reason, series_uid))
                     logger.info("image excluded from volumes: %s", reason)
                     continue
                 axial_frames.append(frame)
-            for frame in axial_frames:
-                by_series[str(header_value(dataset, "SeriesInstanceUID", ""))].append(frame)
+            if axial_frames:
+                by_series[series_uid].extend(axial_frames)
 
     scan = DicomScan(excluded=excluded)
     for series_uid in sorted(by_series):
@@ -764,6 +934,16 @@ def plan_dicom_series(
     return scan
 
 
+def _series_uid_or_empty(dataset: Dataset | None) -> str:
+    """Return (0020,000E) SeriesInstanceUID of a header read before, empty when unreadable."""
+    if dataset is None:
+        return ""
+    try:
+        return single_uid(dataset, "SeriesInstanceUID")
+    except _HEADER_ERRORS:
+        return ""
+
+
 def _build_plan(
     series_uid: str,
     split_index: int,
@@ -791,7 +971,7 @@ def _build_plan(
                 f"one another ({tilt_tag}); rejected because gantry_tilt='reject' (use "
                 "'resample' to shift them onto an orthogonal grid)"
             )
-            return [ExcludedFile(frame.path, reason) for frame in frames]
+            return [ExcludedFile(frame.path, reason, series_uid) for frame in frames]
         warnings.append(
             f"gantry tilt: slices shifted in plane by up to {largest_mm:.2f} mm onto an "
             f"orthogonal grid ({tilt_tag}, slice normal {geometry.gantry_tilt_deg:.1f} deg "
@@ -865,6 +1045,9 @@ _DECODE_ERRORS = (
     KeyError,
     struct.error,
     TypeError,
+    IndexError,
+    AttributeError,
+    BytesLengthException,
 )
 
 
@@ -909,7 +1092,7 @@ def _decode_frame(
         stored = decode_pixel_array(path, index=frame.frame_index)
     except _DECODE_ERRORS as err:
         raise InputError(
-            f"pixel data could not be decoded ({type(err).__name__}: {err}); the file is "
+            f"pixel data could not be decoded ({describe_error(err)}); the file is "
             "damaged or truncated: replace it or remove it from the upload",
             path=path,
         ) from err
@@ -945,6 +1128,7 @@ _NATIVE_LITTLE_ENDIAN = frozenset(
     {str(pydicom.uid.ExplicitVRLittleEndian), str(pydicom.uid.ImplicitVRLittleEndian)}
 )
 _PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
+_PIXEL_DATA_TAG_BIG_ENDIAN = b"\x7f\xe0\x00\x10"
 _PIXEL_DATA_TAG_NUMBER = 0x7FE00010
 
 

@@ -853,19 +853,14 @@ def _reason_counts(excluded: Sequence[ExcludedFileReport]) -> str:
 
 
 def _excluded_by_series(excluded: Sequence[Any]) -> dict[str, Counter[str]]:
-    """Map SeriesInstanceUID to reason counts of excluded files that carry it."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
+    """Map SeriesInstanceUID to reason counts of excluded files that carry it.
 
+    The UID comes from the planning read (``ExcludedFile.series_instance_uid``): an excluded
+    file is never read again, so a rejected deflate bomb is not inflated here.
+    """
     result: dict[str, Counter[str]] = {}
     for item in excluded:
-        try:
-            header = pydicom.dcmread(
-                item.path, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"]
-            )
-        except (InvalidDicomError, OSError, ValueError, TypeError, AttributeError, KeyError):
-            continue
-        uid = header.get("SeriesInstanceUID")
+        uid = getattr(item, "series_instance_uid", "")
         if uid:
             result.setdefault(str(uid), Counter())[str(item.reason)] += 1
     return result
