@@ -42,6 +42,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -1021,11 +1022,14 @@ def segment_lungs_uint8(
     )
     if float(smooth.max()) - float(smooth.min()) < 1.0:
         return np.zeros(image.shape, dtype=bool)
-    outside = _flood_from_corners(smooth, below=_otsu_of(smooth))
-    counts, edges = np.histogram(smooth[~outside], bins=256, range=(0.0, 256.0))
+    # The blurred 8-bit image lies in [0, 255], so truncating gives the bin of a 256-bin
+    # histogram over [0, 256), as np.histogram would, at a fraction of its cost.
+    levels = smooth.astype(np.uint8)
+    outside = _flood_from_corners(smooth, below=_otsu_of_levels(levels))
+    counts = np.bincount(levels[~outside], minlength=256)
     if np.count_nonzero(counts) < 2:
         return np.zeros(image.shape, dtype=bool)
-    histogram = (counts, (edges[:-1] + edges[1:]) / 2.0)
+    histogram = (counts, _BIN_CENTRES)
     if pixel_spacing_mm is not None:
         min_area = GREY_LUNG_MIN_AREA_MM2 / (pixel_spacing_mm[0] * pixel_spacing_mm[1])
     else:
@@ -1056,23 +1060,47 @@ def _dark_regions_in_body(
     lungs = np.zeros(smooth.shape, dtype=bool)
     if count < 2:
         return lungs
-    sizes = np.bincount(labels.ravel(), minlength=count)
+    sizes = _label_areas(labels, count)
     sizes[0] = 0
     body = fill_holes_2d(labels == int(np.argmax(sizes)))
     dark = body & ~bright & ~outside
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(dark.view(np.uint8), connectivity=4)
-    for index in range(1, count):
-        left, top, width, height, area = stats[index]
-        if area < min_area:
-            continue
-        window = np.s_[top : top + height, left : left + width]
-        lungs[window] |= fill_holes_2d(labels[window] == index)
+    # Labels and a bincount of areas cost half of OpenCV's labelling with statistics, and
+    # only the few large regions (not the specks of noisy images) are looked at further.
+    count, labels = cv2.connectedComponents(dark.view(np.uint8), connectivity=4)
+    areas = _label_areas(labels, count)
+    for index in np.flatnonzero(areas[1:] >= min_area) + 1:
+        region = labels == index
+        rows = np.flatnonzero(region.any(axis=1))
+        columns = np.flatnonzero(region.any(axis=0))
+        window = np.s_[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
+        lungs[window] |= fill_holes_2d(region[window])
     return lungs
 
 
-def _otsu_of(image: NDArray[np.float32]) -> float:
-    counts, edges = np.histogram(image, bins=256, range=(0.0, 256.0))
-    return float(threshold_otsu(hist=(counts, (edges[:-1] + edges[1:]) / 2.0)))
+#: Largest number of pixels counted exactly by OpenCV's float32 histogram (2**24).
+_EXACT_FLOAT32_COUNT = 1 << 24
+
+
+def _label_areas(labels: NDArray[Any], count: int) -> NDArray[np.int64]:
+    """Count the pixels of each label 0..count-1 of an OpenCV labelling.
+
+    OpenCV's histogram of 16-bit labels is about twice as fast as ``np.bincount``; its float32
+    counts are exact below ``_EXACT_FLOAT32_COUNT`` pixels. Larger images or more labels use
+    ``np.bincount``.
+    """
+    if count <= np.iinfo(np.uint16).max and labels.size < _EXACT_FLOAT32_COUNT:
+        histogram = cv2.calcHist([labels.astype(np.uint16)], [0], None, [count], [0, count])
+        return np.asarray(histogram, dtype=np.float32).ravel().astype(np.int64)
+    return np.bincount(np.asarray(labels).ravel(), minlength=count).astype(np.int64)
+
+
+#: Centres of the 256 one-grey-level bins of the 8-bit histograms, in float32 like the bin
+#: edges np.histogram gave for the float32 image (Otsu's criterion can tie within rounding).
+_BIN_CENTRES = np.arange(256, dtype=np.float32) + np.float32(0.5)
+
+
+def _otsu_of_levels(levels: NDArray[np.uint8]) -> float:
+    return float(threshold_otsu(hist=(np.bincount(levels.ravel(), minlength=256), _BIN_CENTRES)))
 
 
 def _border_is_bright(image: NDArray[np.uint8]) -> bool:
@@ -1091,11 +1119,11 @@ def _flood_from_corners(smooth: NDArray[np.float32], *, below: float) -> NDArray
     flood_mask = np.zeros((rows + 2, columns + 2), dtype=np.uint8)
     flags = 4 | cv2.FLOODFILL_FIXED_RANGE | cv2.FLOODFILL_MASK_ONLY | (1 << 8)
     tolerance = (GREY_BACKGROUND_TOLERANCE,) * 4
-    work = smooth.copy()
     for row, column in ((0, 0), (0, columns - 1), (rows - 1, 0), (rows - 1, columns - 1)):
         if flood_mask[row + 1, column + 1] or smooth[row, column] >= below:
             continue
-        cv2.floodFill(work, flood_mask, (column, row), 0, tolerance, tolerance, flags)
+        # FLOODFILL_MASK_ONLY leaves the image unchanged, so no copy of it is needed.
+        cv2.floodFill(smooth, flood_mask, (column, row), 0, tolerance, tolerance, flags)
     result: NDArray[np.bool_] = flood_mask[1:-1, 1:-1] > 0
     return result
 
