@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,9 +45,14 @@ def run_main(
     return (code if isinstance(code, int) else 1), captured.out, captured.err
 
 
+_CONTEXT = click.Context(cli)
+
+
 def _leaf_commands(command: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
     if isinstance(command, click.Group):
-        for name, subcommand in command.commands.items():
+        for name in command.list_commands(_CONTEXT):
+            subcommand = command.get_command(_CONTEXT, name)
+            assert subcommand is not None
             yield from _leaf_commands(subcommand, (*path, name))
     else:
         yield path
@@ -57,7 +63,9 @@ def test_every_command_accepts_global_options(path: tuple[str, ...]) -> None:
     command: click.Command = cli
     for name in path:
         assert isinstance(command, click.Group)
-        command = command.commands[name]
+        found = command.get_command(_CONTEXT, name)
+        assert found is not None
+        command = found
         options = {option for parameter in command.params for option in parameter.opts}
         assert {"-v", "--verbose", "--no-progress"} <= options, " ".join(
             path[: path.index(name) + 1]
@@ -293,3 +301,16 @@ def test_read_only_commands_refuse_missing_database(
     assert "does not exist" in err
     assert not missing.parent.exists()
     assert not output.exists()
+
+
+def test_import_command_starts_without_model_libraries() -> None:
+    code = (
+        "import sys\n"
+        "from ictcf.cli.main import cli\n"
+        "cli.main(['import', '--help'], standalone_mode=False)\n"
+        "print('torch' in sys.modules, 'sklearn' in sys.modules)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert completed.stdout.strip().splitlines()[-1] == "False False"

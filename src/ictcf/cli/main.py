@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 
@@ -19,10 +20,47 @@ from ictcf.errors import IctcfError
 
 logger = logging.getLogger("ictcf")
 
-__all__ = ["cli", "configure_logging", "main", "register_commands"]
+__all__ = ["LAZY_COMMANDS", "cli", "configure_logging", "main"]
+
+#: Command name, then the module and attribute that define it. A module is imported only when
+#: its command runs or a help page lists it: the model commands load PyTorch and scikit-learn
+#: (about 3 s and 400 MB), which `ictcf import`, `export` and `data` do not need.
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("ictcf.cli.data_cmd", "data"),
+    "import": ("ictcf.cli.import_cmd", "import_group"),
+    "export": ("ictcf.cli.export_cmd", "export_group"),
+    "cross-validate": ("ictcf.cli.model_cmd", "cross_validate_command"),
+    "train": ("ictcf.cli.model_cmd", "train_command"),
+    "predict": ("ictcf.cli.model_cmd", "predict_command"),
+    "evaluate": ("ictcf.cli.model_cmd", "evaluate_command"),
+    "demo": ("ictcf.cli.demo_cmd", "demo"),
+    "stats": ("ictcf.cli.stats_cmd", "stats"),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _LazyGroup(click.Group):
+    """A command group that imports each command's module on first use."""
+
+    def list_commands(self, context: click.Context) -> list[str]:
+        return sorted({*super().list_commands(context), *LAZY_COMMANDS})
+
+    def get_command(self, context: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(context, name)
+        if command is not None or name not in LAZY_COMMANDS:
+            return command
+        module_name, attribute = LAZY_COMMANDS[name]
+        command = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command) or command.name != name:
+            raise RuntimeError(f"{module_name}.{attribute} is not the command {name!r}")
+        add_global_options(command)
+        self.add_command(command)
+        return command
+
+
+@click.group(
+    cls=_LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, "--version", prog_name="ictcf")
 @click.option("-v", "--verbose", count=True, help=VERBOSE_HELP)
 @click.option("--no-progress", is_flag=True, help=NO_PROGRESS_HELP)
@@ -37,24 +75,6 @@ def cli(context: click.Context, verbose: int, no_progress: bool) -> None:
     """
     configure_logging(verbose)
     context.obj = CLIContext(progress=not no_progress, verbose=verbose)
-
-
-def register_commands() -> None:
-    """Attach every command group; each lives in its own module."""
-    from ictcf.cli import data_cmd, demo_cmd, export_cmd, import_cmd, model_cmd, stats_cmd
-
-    cli.add_command(data_cmd.data)
-    cli.add_command(import_cmd.import_group)
-    cli.add_command(export_cmd.export_group)
-    for command in model_cmd.COMMANDS:
-        cli.add_command(command)
-    cli.add_command(demo_cmd.demo)
-    cli.add_command(stats_cmd.stats)
-    for command in cli.commands.values():
-        add_global_options(command)
-
-
-register_commands()
 
 
 def main() -> None:
