@@ -13,7 +13,7 @@ from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
-from pydicom.uid import UID, SecondaryCaptureImageStorage
+from pydicom.uid import UID, ImplicitVRLittleEndian, SecondaryCaptureImageStorage
 
 from ictcf.errors import InputError
 from ictcf.imaging.annex_e import BASIC_PROFILE, RESOLVED_ACTION
@@ -503,6 +503,8 @@ def test_unregistered_uid_under_dicom_root_replaced() -> None:
         (0x00080008, "LO", "ORIGINAL\\PRIMARY\\LEAKMARK"),  # ImageType is CS
         (0x00180060, "UN", b"LEAKMARK_KVP_UN"),
         (0x00181150, "OB", b"LEAKMARK_EXPOSURE"),
+        (0x00280120, "OB", b"LEAKMARK_PADDING"),  # PixelPaddingValue is US or SS
+        (0x00280106, "CS", "LEAKMARK"),  # SmallestImagePixelValue is US or SS
     ],
 )
 def test_wrong_vr_in_file_removed(tag: int, vr: str, value: str | bytes) -> None:
@@ -571,3 +573,31 @@ def test_burned_in_reason_names_only_defined_terms() -> None:
     assert "secondary capture" in reason
     assert "LEAKMARK" not in reason
     assert "19450317" not in reason
+
+
+def test_uid_with_short_components_under_root_replaced() -> None:
+    dataset = make_ct()
+    dataset.StudyInstanceUID = "1.2.840.10008.1945.317.5551.2345.6"
+    dataset.SeriesInstanceUID = "1.2.840.10008.1945.0317.5551"
+    dataset.ContextUID = "1.2.840.10008.6.1.308"
+    deidentifier = Deidentifier(patient_pseudonym=PSEUDONYM, secret=SECRET)
+    deidentifier.deidentify(dataset)
+    result = reread(dataset)
+    assert result.StudyInstanceUID.startswith("2.25.")
+    assert result.SeriesInstanceUID.startswith("2.25.")
+    assert result.ContextUID == "1.2.840.10008.6.1.308"
+
+
+def test_binary_value_with_too_many_numbers_removed() -> None:
+    dataset = make_ct()
+    dataset.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    written = dcmread(BytesIO(to_bytes(dataset)))
+    # SmallestImagePixelValue has one value: 16 bytes of US would hide text in eight numbers.
+    encoded = b"LEAKMARK_IMPL_US"
+    written[0x00280106] = RawDataElement(
+        BaseTag(0x00280106), None, len(encoded), encoded, 0, True, True
+    )
+    record = Deidentifier(patient_pseudonym=PSEUDONYM, secret=SECRET).deidentify(written)
+    written.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    assert b"LEAKMARK" not in to_bytes(written)
+    assert any("more values" in warning for warning in record.warnings)

@@ -27,6 +27,8 @@ import functools
 import hashlib
 import hmac
 import logging
+import math
+import re
 import unicodedata
 import uuid
 from collections import Counter
@@ -38,7 +40,7 @@ from typing import Any, Final, NamedTuple
 
 from pydicom import config
 from pydicom.charset import default_encoding, python_encoding
-from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.datadict import dictionary_VM, dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import DataElement, RawDataElement, empty_value_for_VR
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
@@ -90,12 +92,9 @@ MODIFIED_DATES_OPTION_CODE: Final = (
 )
 PATIENT_CHARACTERISTICS_OPTION_CODE: Final = ("113108", "Retain Patient Characteristics Option")
 
-# Root of the UIDs the DICOM standard defines (SOP classes, transfer syntaxes, coding schemes,
-# context groups, well-known frames of reference).
-DICOM_ROOT_UID_PREFIX: Final = "1.2.840.10008."
-# Longest component after the DICOM root in the standard's own UIDs, in digits (context groups
-# run to four digits). Longer components mark a UID made up under the root.
-MAX_STANDARD_UID_COMPONENT_DIGITS: Final = 4
+# Context group UIDs of PS3.16: the root, "6.1." and the group's number (no leading zeros, as
+# PS3.5 9.1 requires of every UID component).
+CONTEXT_GROUP_UID: Final = re.compile(r"1\.2\.840\.10008\.6\.1\.[1-9][0-9]{0,5}")
 # UUID-derived UIDs (ISO/IEC 9834-8) need no registered organisation root.
 DEFAULT_UID_ROOT: Final = "2.25."
 # PS3.5 6.2: a UI value is at most 64 characters long.
@@ -729,10 +728,20 @@ class Deidentifier:
         vr = _attribute_vr(dataset, tag)
         cacheable = vr is not None and vr not in _ALWAYS_CONVERTED_VRS and " or " not in vr
         action = self._choose_action(dataset, tag)
-        if action == "keep" and read_vr is not None and vr is not None and read_vr != vr:
+        # A dictionary VR such as "US or SS" lists the VRs a file may choose from. An element
+        # made in memory may still carry such a choice, which pydicom resolves when the
+        # dataset is written.
+        standard_vrs = (_dictionary_vr(tag) or vr or "").split(" or ")
+        read_vr_chosen = read_vr is not None and " or " not in read_vr
+        if (
+            action == "keep"
+            and read_vr_chosen
+            and vr is not None
+            and (read_vr != vr or read_vr not in standard_vrs)
+        ):
             # A value whose VR in the file is not the standard's (KVP declared PN, a sequence
-            # under a number's tag, UN bytes) was never checked as the standard's VR and may
-            # carry anything.
+            # under a number's tag, UN bytes, OB under a "US or SS" tag) was never checked as
+            # the standard's VR and may carry anything.
             action = "remove_mismatched"
         return _Rule(action, vr, _attribute_name(int(tag)), cacheable)
 
@@ -809,6 +818,10 @@ class Deidentifier:
             self._keep(dataset, tag, log, element, name)
             return
         size = _BINARY_VALUE_BYTES.get(vr or "")
+        if size is not None and len(value) // size > _max_values(tag):
+            # More numbers than the attribute may have: the extra bytes could carry anything.
+            _remove_with_warning(dataset, tag, log, name, _TOO_MANY_VALUES)
+            return
         if size is not None and not config.convert_wrong_length_to_UN:
             # pydicom 3.0 (values.convert_numbers) unpacks such values with struct, which fails
             # only on a length that is not a multiple of the value size: that is the check.
@@ -848,6 +861,9 @@ class Deidentifier:
         if converted is None:
             converted = _decode_element(dataset, tag, log)
         if converted is None:
+            return False
+        if converted.VR in _BINARY_VALUE_BYTES and len(as_list(converted.value)) > _max_values(tag):
+            _remove_with_warning(dataset, tag, log, name, _TOO_MANY_VALUES)
             return False
         if _invalid_number(converted.VR, converted.value):
             # pydicom keeps a DS or IS value that is not a number as text, which could be
@@ -1200,21 +1216,34 @@ def _attribute_vr(dataset: Dataset, tag: int) -> str | None:
 def _is_registered_uid(uid: str) -> bool:
     """Return whether ``uid`` is one of the DICOM standard's own UIDs.
 
-    That is a UID listed in pydicom's UID dictionary (PS3.6 Table A-1). It is also a UID
-    under the DICOM root whose further components have at most
-    ``MAX_STANDARD_UID_COMPONENT_DIGITS`` digits each. Context group UIDs, which the
-    dictionary lacks, have that form (``1.2.840.10008.6.1.308``). An instance UID made up
-    under the root, one that embeds a date or a number, has longer components.
+    That is a UID listed in pydicom's UID dictionary (PS3.6 Table A-1), or a context group
+    UID (``1.2.840.10008.6.1.N``, PS3.16), which the dictionary lacks. Any other UID under the
+    DICOM root is one made up there and is replaced like an instance UID.
     """
-    if UID(uid).name != uid:
-        return True
-    if not uid.startswith(DICOM_ROOT_UID_PREFIX):
-        return False
-    components = uid[len(DICOM_ROOT_UID_PREFIX) :].split(".")
-    return all(
-        part.isdigit() and part.isascii() and len(part) <= MAX_STANDARD_UID_COMPONENT_DIGITS
-        for part in components
-    )
+    return UID(uid).name != uid or CONTEXT_GROUP_UID.fullmatch(uid) is not None
+
+
+_TOO_MANY_VALUES: Final = "more values than the data dictionary allows"
+
+
+def _remove_with_warning(
+    dataset: Dataset, tag: int, log: _DatasetLog, name: str, reason: str
+) -> None:
+    """Remove a kept attribute whose value failed a check, and record why."""
+    del dataset[tag]
+    log.removed[name] += 1
+    log.warnings.append(f"{_tag_text(tag)} {name}: {reason}, so the attribute was removed")
+
+
+@functools.lru_cache(maxsize=4096)
+def _max_values(tag: int) -> float:
+    """Return the largest value multiplicity the data dictionary allows (inf for "1-n")."""
+    try:
+        multiplicity = dictionary_VM(tag)
+    except KeyError:
+        return math.inf
+    highest = multiplicity.split("-")[-1]
+    return float(highest) if highest.isdigit() else math.inf
 
 
 def _invalid_number(vr: str | None, value: Any) -> bool:
