@@ -713,7 +713,9 @@ def test_dicom_headers_without_patient_not_counted(
     report = import_dicom(factory, upload, patient="23", store=store, secret=SECRET)
 
     assert report.n_series_imported == 2
-    assert report.warnings == []
+    # Imported, but the files without an identity are pointed out.
+    (warning,) = report.warnings
+    assert "neither PatientID nor PatientName" in warning
     assert report.deidentification["n_patient_keys"] == 1
 
 

@@ -708,7 +708,15 @@ def import_dicom(
                 f"({_reason_counts(report.excluded_files)}). Nothing was imported.",
                 path=Path(path),
             )
-        n_patients = count_upload_patients(scan.series, secret=key_secret)
+        n_patients, n_without_identity = patient_identity_counts(scan.series, secret=key_secret)
+        if n_patients and n_without_identity:
+            # Such files cannot be matched to a patient by their headers.
+            warning = (
+                f"{n_without_identity} file(s) of the upload have neither PatientID nor "
+                "PatientName; they were imported for the same patient as the others"
+            )
+            report.warnings.append(warning)
+            logger.warning("%s", warning)
         if n_patients > 1:
             if not allow_mixed_patients:
                 raise InputError(
@@ -784,6 +792,14 @@ def import_dicom(
 def count_upload_patients(plans: Sequence[Any], *, secret: bytes) -> int:
     """Count the patient identities in the headers of planned DICOM series.
 
+    See :func:`patient_identity_counts`, which also counts the files without an identity.
+    """
+    return patient_identity_counts(plans, secret=secret)[0]
+
+
+def patient_identity_counts(plans: Sequence[Any], *, secret: bytes) -> tuple[int, int]:
+    """Count the patient identities in the headers of planned DICOM series.
+
     Two headers belong to the same patient when their ``patient_lookup_key`` (a keyed hash
     of the PatientID and the normalised PatientName) is equal, the key that the
     de-identification report counts as ``n_patient_keys``. Headers with neither PatientID
@@ -800,8 +816,9 @@ def count_upload_patients(plans: Sequence[Any], *, secret: bytes) -> int:
 
     Returns
     -------
-    int
-        Number of distinct patient keys, 0 when no header names a patient.
+    (int, int)
+        Number of distinct patient keys (0 when no header names a patient), and number of
+        files whose header has neither PatientID nor PatientName.
 
     Raises
     ------
@@ -816,6 +833,7 @@ def count_upload_patients(plans: Sequence[Any], *, secret: bytes) -> int:
     from ictcf.imaging.pseudonyms import patient_lookup_key
 
     keys: set[str] = set()
+    without_identity = 0
     # Single-frame headers are still held by the plans from the planning read; the files of
     # multi-frame objects are read again for these attributes only.
     held: dict[Path, Any] = {}
@@ -844,7 +862,9 @@ def count_upload_patients(plans: Sequence[Any], *, secret: bytes) -> int:
             ) from err
         if key is not None:
             keys.add(key)
-    return len(keys)
+        else:
+            without_identity += 1
+    return len(keys), without_identity
 
 
 def _reason_counts(excluded: Sequence[ExcludedFileReport]) -> str:
