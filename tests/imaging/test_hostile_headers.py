@@ -8,6 +8,7 @@ patched at the byte level to produce encodings that pydicom refuses to write. Th
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import struct
 import zlib
@@ -17,16 +18,20 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from click.testing import CliRunner
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.tag import BaseTag
 
+from ictcf.cli.main import cli
+from ictcf.db import open_database
 from ictcf.errors import InputError
-from ictcf.imaging import dicom_series
-from ictcf.imaging.dicom_headers import describe_error, redact_quoted_values
+from ictcf.imaging import dicom_headers, dicom_series
+from ictcf.imaging.dicom_headers import LONG_LENGTH_VRS, describe_error, redact_quoted_values
 from ictcf.imaging.dicom_series import DicomScan, iter_hu_slices, plan_dicom_series
 from tests.imaging.dicom_factory import ct_dataset, write
+from tests.imaging.ingest_fixtures import database_text
 
 #: Digits that stand for a birth date or patient ID hidden in a header value.
 MARKER = "19450317"
@@ -259,14 +264,17 @@ _TEST_INFLATE_LIMIT = 1024 * 1024
 
 
 def _explicit_element(tag: int, vr: bytes, value: bytes) -> bytes:
-    if vr in (b"OB", b"OW", b"SQ", b"UN", b"UT"):
+    if vr in LONG_LENGTH_VRS:
         return struct.pack("<HH2sHI", tag >> 16, tag & 0xFFFF, vr, 0, len(value)) + value
     return struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr, len(value)) + value
 
 
-def _deflated_bomb(path: Path, *, padding: int, stated_length: int | None = None) -> Path:
+def _deflated_bomb(
+    path: Path, *, padding: int, stated_length: int | None = None, extra_meta: bytes = b""
+) -> Path:
     """Write a deflated file whose body inflates to 4 MiB, with ``padding`` bytes of
-    (0002,0001) FileMetaInformationVersion; ``stated_length`` overrides the group length."""
+    (0002,0001) FileMetaInformationVersion and ``extra_meta`` at the end of the File Meta
+    group; ``stated_length`` overrides the group length."""
     meta = b"".join(
         [
             _explicit_element(0x00020001, b"OB", b"\x00\x01" + bytes(padding)),
@@ -275,6 +283,7 @@ def _deflated_bomb(path: Path, *, padding: int, stated_length: int | None = None
             _explicit_element(
                 0x00020010, b"UI", str(pydicom.uid.DeflatedExplicitVRLittleEndian).encode()
             ),
+            extra_meta,
         ]
     )
     length = len(meta) if stated_length is None else stated_length
@@ -313,6 +322,48 @@ def test_deflate_bomb_found_behind_padding(
     assert "possible deflate bomb" in scan.excluded[0].reason
     # Nothing was parsed, so callers have no reason to read the file again.
     assert scan.excluded[0].series_instance_uid == ""
+
+
+#: A (0002,0099) UV element of 0x403 zero bytes. Its 4-byte length field, 03 04 00 00, is
+#: itself a valid empty raw deflate stream (BFINAL, fixed Huffman codes, end of block), so a
+#: walker that read a 2-byte length for UV would inflate nothing there and pass the file.
+_UV_META_ELEMENT = _explicit_element(0x00020099, b"UV", bytes(0x403))
+
+
+@pytest.mark.usefixtures("small_inflate_limit")
+@pytest.mark.parametrize("vr", [b"UV", b"SV", b"OV"])
+def test_deflate_bomb_behind_64_bit_vr(tmp_path: Path, vr: bytes) -> None:
+    extra = _UV_META_ELEMENT[:4] + vr + _UV_META_ELEMENT[6:]
+    bomb = _deflated_bomb(tmp_path / "bomb.dcm", padding=0, extra_meta=extra)
+    scan = plan_dicom_series([bomb])
+    assert scan.series == []
+    assert [item.reason for item in scan.excluded] == [
+        "unreadable deflated DICOM: deflated dataset inflates to more than 1 MiB; the file is "
+        "rejected as a possible deflate bomb"
+    ]
+
+
+@pytest.mark.usefixtures("small_inflate_limit")
+def test_deflate_bomb_behind_invalid_meta_vr(tmp_path: Path) -> None:
+    """A File Meta element without a valid VR makes the body's offset unknown: rejected."""
+    extra = struct.pack("<HH", 0x0002, 0x0099) + b"\x01\x02" + struct.pack("<H", 0)
+    bomb = _deflated_bomb(tmp_path / "bomb.dcm", padding=0, extra_meta=extra)
+    scan = plan_dicom_series([bomb])
+    assert scan.series == []
+    assert len(scan.excluded) == 1
+    assert scan.excluded[0].reason.startswith("unreadable")
+
+
+def test_skip_to_dataset_reads_uv_length(tmp_path: Path) -> None:
+    """The File Meta walk ends where pydicom's does, with a UV element in the group."""
+    bomb = _deflated_bomb(tmp_path / "bomb.dcm", padding=0, extra_meta=_UV_META_ELEMENT)
+    with bomb.open("rb") as handle:
+        pydicom.filereader.read_preamble(handle, False)
+        pydicom.filereader._read_file_meta_info(handle)
+        expected = handle.tell()
+        handle.seek(0)
+        dicom_headers._skip_to_dataset(handle)
+        assert handle.tell() == expected
 
 
 # --- redaction ------------------------------------------------------------------------------
@@ -360,3 +411,201 @@ def test_series_uid_as_sequence_not_used(tmp_path: Path) -> None:
     scan = plan_dicom_series([write(dataset, tmp_path / "slice.dcm")])
     assert len(scan.series) == 1
     assert scan.series[0].series_instance_uid == ""
+
+
+# --- header text kept out of reasons and warnings -------------------------------------------
+
+#: Free text planted in Modality, PhotometricInterpretation and ConvolutionKernel.
+TEXT_MARKER = f"LEAKMARK{MARKER}"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            TEXT_MARKER.encode(),
+            "(0008,0060) Modality has an unrecognised value and is not CT, so its values are "
+            "not Hounsfield units",
+        ),
+        (
+            "ÇT".encode("latin-1") + b" ",
+            "(0008,0060) Modality has an unrecognised value and is not CT, so its values are "
+            "not Hounsfield units",
+        ),
+        (b"MR", "modality MR is not CT, so its values are not Hounsfield units"),
+    ],
+    ids=["marker", "non-ascii", "defined-term"],
+)
+def test_modality_value_named_only_if_defined(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, raw: bytes, expected: str
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        scan, bad = _plan_with_bad_slice(tmp_path, lambda ds: _set_raw(ds, 0x00080060, "CS", raw))
+    assert _only_exclusion(scan, bad) == expected
+    assert TEXT_MARKER not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            TEXT_MARKER.encode(),
+            "(0028,0004) PhotometricInterpretation has an unrecognised value and is not "
+            "greyscale (MONOCHROME1 or MONOCHROME2)",
+        ),
+        (
+            b"RGB ",
+            "photometric interpretation RGB is not greyscale (MONOCHROME1 or MONOCHROME2)",
+        ),
+    ],
+    ids=["marker", "defined-term"],
+)
+def test_photometric_value_named_only_if_defined(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, raw: bytes, expected: str
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        scan, bad = _plan_with_bad_slice(tmp_path, lambda ds: _set_raw(ds, 0x00280004, "CS", raw))
+    assert _only_exclusion(scan, bad) == expected
+    assert TEXT_MARKER not in caplog.text
+
+
+def _kernel_series(folder: Path) -> list[Path]:
+    """Write one series of 4 slices whose two halves have different free-text kernels."""
+    folder.mkdir()
+    paths = []
+    for index in range(4):
+        dataset = _slice(index % 2)
+        # ConvolutionKernel is SH, at most 16 characters.
+        dataset.ConvolutionKernel = f"K{MARKER}{'A' if index < 2 else 'B'}"
+        dataset.SOPInstanceUID = pydicom.uid.generate_uid()
+        paths.append(write(dataset, folder / f"slice{index}.dcm"))
+    return paths
+
+
+def test_kernel_split_numbers_kernels(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG):
+        scan = plan_dicom_series(_kernel_series(tmp_path / "up"))
+    assert len(scan.series) == 2
+    first, second = (plan.warnings[0] for plan in scan.series)
+    assert "kernel 1 of 2" in first
+    assert "kernel 2 of 2" in second
+    assert MARKER not in first + second
+    assert MARKER not in caplog.text
+
+
+def test_header_text_not_in_database_or_report(
+    tmp_path: Path, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Kernel, Modality and PhotometricInterpretation text stays out of every import output."""
+    upload = tmp_path / "up"
+    _kernel_series(upload)
+    odd_modality = _slice(5)
+    _set_raw(odd_modality, 0x00080060, "CS", TEXT_MARKER.encode())
+    write(odd_modality, upload / "modality.dcm")
+    odd_photometric = _slice(6)
+    _set_raw(odd_photometric, 0x00280004, "CS", TEXT_MARKER.encode())
+    write(odd_photometric, upload / "photometric.dcm")
+    report = tmp_path / "report.json"
+
+    with caplog.at_level(logging.DEBUG):
+        result = CliRunner().invoke(
+            cli,
+            [
+                "--no-progress",
+                "-vv",
+                "import",
+                "dicom",
+                str(upload),
+                "--patient",
+                "P1",
+                "--create-patient",
+                "--no-lung-extraction",
+                "--report",
+                str(report),
+                "--database-url",
+                database_url,
+            ],
+            catch_exceptions=False,
+        )
+
+    assert result.exit_code == 0, result.output
+    report_text = report.read_text(encoding="utf-8")
+    assert "kernel 1 of 2" in report_text
+    assert "(0008,0060) Modality has an unrecognised value" in report_text
+    assert "(0028,0004) PhotometricInterpretation has an unrecognised value" in report_text
+    assert MARKER not in report_text
+    assert MARKER not in database_text(open_database(database_url))
+    assert MARKER not in result.output
+    assert MARKER not in caplog.text
+
+
+# --- impossible pixel descriptions and value transforms -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tag", "vr", "raw", "expected"),
+    [
+        (0x00281052, "DS", b"1e308 ", "invalid (0028,1052) RescaleIntercept"),
+        (0x00281052, "DS", b"nan ", "invalid (0028,1052) RescaleIntercept"),
+        (0x00281053, "DS", b"inf ", "invalid (0028,1053) RescaleSlope"),
+        (0x00281053, "DS", b"nan ", "invalid (0028,1053) RescaleSlope"),
+        (0x00281053, "DS", b"0 ", "invalid (0028,1053) RescaleSlope"),
+        (0x00281053, "DS", b"1e300 ", "invalid (0028,1053) RescaleSlope"),
+        (0x00281053, "DS", b"1\\2 ", "invalid (0028,1053) RescaleSlope"),
+        (0x00280103, "US", struct.pack("<H", 7), "invalid (0028,0103) PixelRepresentation"),
+        (0x00280101, "US", struct.pack("<H", 0), "invalid (0028,0101) BitsStored"),
+        (0x00280101, "US", struct.pack("<H", 40), "invalid (0028,0101) BitsStored"),
+        (0x00280102, "US", struct.pack("<H", 40), "invalid (0028,0102) HighBit"),
+        (0x00280100, "US", struct.pack("<H", 12), "invalid (0028,0100) BitsAllocated"),
+        (0x00280008, "IS", b"0 ", "invalid (0028,0008) NumberOfFrames"),
+        (0x00080016, "UI", b"1.2.3\\1.2.4 ", "invalid (0008,0016) SOPClassUID"),
+        (0x00280030, "DS", b"1e-300\\1 ", "(0028,0030) PixelSpacing lies outside 0.01-50 mm"),
+        (0x00280030, "DS", b"1e300\\1 ", "(0028,0030) PixelSpacing lies outside 0.01-50 mm"),
+    ],
+    ids=[
+        "intercept-1e308",
+        "intercept-nan",
+        "slope-inf",
+        "slope-nan",
+        "slope-0",
+        "slope-1e300",
+        "slope-2-values",
+        "pixel-representation-7",
+        "bits-stored-0",
+        "bits-stored-40",
+        "high-bit-40",
+        "bits-allocated-12",
+        "frames-0",
+        "sop-class-2-values",
+        "spacing-1e-300",
+        "spacing-1e300",
+    ],
+)
+def test_impossible_value_excluded(
+    tmp_path: Path, tag: int, vr: str, raw: bytes, expected: str
+) -> None:
+    scan, bad = _plan_with_bad_slice(tmp_path, lambda ds: _set_raw(ds, tag, vr, raw))
+    reason = _only_exclusion(scan, bad)
+    assert expected in reason
+    for value in raw.decode("latin-1").strip().split("\\"):
+        if len(value) > 2:
+            assert value not in reason
+
+
+@pytest.mark.parametrize("raw", [b"-5 ", b"0 ", b"nan ", b"inf ", b"1e300 "])
+def test_invalid_slice_thickness_ignored(tmp_path: Path, raw: bytes) -> None:
+    dataset = _slice(0)
+    _set_raw(dataset, 0x00180050, "DS", raw)
+    scan = plan_dicom_series([write(dataset, tmp_path / "one.dcm")])
+    assert scan.excluded == []
+    (plan,) = scan.series
+    assert math.isnan(plan.geometry.spacing_mm[0])
+    assert any("slice spacing taken from nothing (unknown, NaN)" in w for w in plan.warnings)
+
+
+def test_valid_slice_thickness_used(tmp_path: Path) -> None:
+    dataset = _slice(0)
+    _set_raw(dataset, 0x00180050, "DS", b"5 ")
+    scan = plan_dicom_series([write(dataset, tmp_path / "one.dcm")])
+    (plan,) = scan.series
+    assert plan.geometry.spacing_mm[0] == 5.0

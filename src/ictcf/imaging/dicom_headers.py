@@ -60,6 +60,21 @@ ORIENTATION_UNIT_TOLERANCE = 0.01
 #: Largest absolute (0020,0032) ImagePositionPatient coordinate (mm) accepted. 1 km is far
 #: beyond any scanner, and smaller values keep position differences free of float overflow.
 MAX_POSITION_MM = 1.0e6
+#: Range (mm) of an accepted (0028,0030) PixelSpacing value. Clinical CT pixels are about
+#: 0.2-2 mm, so this reader treats values outside 0.01-50 mm as header errors.
+MIN_PIXEL_SPACING_MM = 0.01
+MAX_PIXEL_SPACING_MM = 50.0
+#: Largest (0018,0050) SliceThickness or (0018,0088) SpacingBetweenSlices (mm) taken from a
+#: header. Clinical CT slices are at most about 10 mm thick, so a larger, non-positive or
+#: non-finite value is ignored as if absent.
+MAX_SLICE_SPACING_MM = 100.0
+
+#: Explicit VRs whose element header has 2 reserved bytes and a 4-byte length (PS3.5 7.1.2,
+#: Table 7.1-1). Every walker of the File Meta group uses this one set, so that they agree on
+#: where the group ends.
+LONG_LENGTH_VRS = frozenset(
+    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+)
 
 #: Decoder packages to suggest per compressed transfer syntax when pydicom has no decoder.
 _DECODER_HINTS = {
@@ -222,9 +237,9 @@ class FrameAttributes:
     pixel_spacing_mm : (float, float)
         (0028,0030) PixelSpacing as (row spacing, column spacing).
     slice_thickness_mm : float
-        (0018,0050) SliceThickness, NaN when absent.
+        (0018,0050) SliceThickness, NaN when absent or not in (0, MAX_SLICE_SPACING_MM].
     spacing_between_slices_mm : float
-        (0018,0088) SpacingBetweenSlices, NaN when absent.
+        (0018,0088) SpacingBetweenSlices, NaN when absent or not in (0, MAX_SLICE_SPACING_MM].
     rescale : (float, float) or None
         ``(slope, intercept)``; None when neither (0028,1053) RescaleSlope nor (0028,1052)
         RescaleIntercept is present at any level.
@@ -308,6 +323,12 @@ def _macro_value(
     return None, "missing"
 
 
+def _optional_spacing(value: Any) -> float:
+    """Return an optional slice spacing (mm), NaN when absent or outside (0, MAX_SLICE_SPACING_MM]."""
+    number = _float_or_nan(value)
+    return number if 0.0 < number <= MAX_SLICE_SPACING_MM else math.nan
+
+
 def _float_or_nan(value: Any) -> float:
     if value in (None, ""):
         return math.nan
@@ -370,8 +391,8 @@ def frame_attributes(dataset: Dataset, frame_index: int | None = None) -> FrameA
         position_mm=np.asarray(position_mm, dtype=np.float64),
         orientation=np.asarray(orientation_cosines, dtype=np.float64),
         pixel_spacing_mm=spacing_mm,
-        slice_thickness_mm=_float_or_nan(thickness),
-        spacing_between_slices_mm=_float_or_nan(between),
+        slice_thickness_mm=_optional_spacing(thickness),
+        spacing_between_slices_mm=_optional_spacing(between),
         rescale=rescale,
         rescale_source=source,
         frame_type=frame_type,
@@ -431,6 +452,11 @@ def _checked_spacing(values: list[float] | None) -> tuple[float, float]:
         )
     if not all(math.isfinite(v) and v > 0 for v in values):
         raise MissingAttributeError("(0028,0030) PixelSpacing is not finite and positive")
+    if not all(MIN_PIXEL_SPACING_MM <= v <= MAX_PIXEL_SPACING_MM for v in values):
+        raise MissingAttributeError(
+            f"(0028,0030) PixelSpacing lies outside {MIN_PIXEL_SPACING_MM:g}-"
+            f"{MAX_PIXEL_SPACING_MM:g} mm"
+        )
     return values[0], values[1]
 
 
@@ -443,7 +469,8 @@ def frame_rescale(
     -------
     rescale : (float, float) or None
         ``(slope, intercept)``. A missing slope with a present intercept (or the reverse)
-        takes 1 or 0 for the missing value. None when the frame has a (0028,3000)
+        takes 1 or 0 for the missing value. A present value that is not one number is NaN,
+        so callers can reject it. None when the frame has a (0028,3000)
         ModalityLUTSequence (apply it with :func:`pydicom.pixels.apply_modality_lut`) or no
         rescale at all.
     source : str
@@ -469,9 +496,12 @@ def _frame_rescale(
 
 
 def _slope_intercept(item: Dataset) -> tuple[float, float]:
-    slope = _float_or_nan(header_value(item, "RescaleSlope"))
-    intercept = _float_or_nan(header_value(item, "RescaleIntercept"))
-    return (1.0 if math.isnan(slope) else slope, 0.0 if math.isnan(intercept) else intercept)
+    slope = header_value(item, "RescaleSlope")
+    intercept = header_value(item, "RescaleIntercept")
+    return (
+        1.0 if slope in (None, "") else _float_or_nan(slope),
+        0.0 if intercept in (None, "") else _float_or_nan(intercept),
+    )
 
 
 def _as_strings(value: Any) -> tuple[str, ...]:
@@ -594,9 +624,14 @@ def _read_chunks(handle: Any) -> Iterator[bytes]:
 
 
 def _skip_to_dataset(handle: Any) -> None:
-    """Position ``handle`` after the preamble and the (0002,xxxx) file meta group."""
-    import struct
+    """Position ``handle`` after the preamble and the (0002,xxxx) file meta group.
 
+    Raises
+    ------
+    ValueError
+        If an element of the group has no valid explicit VR or the file ends inside the
+        group, so the offset of the deflated body cannot be known.
+    """
     preamble = handle.read(132)
     if preamble[128:132] != b"DICM":
         handle.seek(0)
@@ -605,17 +640,24 @@ def _skip_to_dataset(handle: Any) -> None:
         header = handle.read(8)
         if len(header) < 8:
             raise ValueError("file ends inside the file meta information")
-        group, element = struct.unpack("<HH", header[:4])
+        group = struct.unpack("<H", header[:2])[0]
         if group != 0x0002:
             handle.seek(start)
             return
         vr = header[4:6]
-        if vr in (b"OB", b"OW", b"OF", b"SQ", b"UT", b"UN", b"UC", b"UR", b"OD", b"OL", b"OV"):
-            length = struct.unpack("<I", handle.read(4))[0]
-        else:
+        if vr in LONG_LENGTH_VRS:
+            length_bytes = handle.read(4)
+            if len(length_bytes) < 4:
+                raise ValueError("file ends inside the file meta information")
+            length = struct.unpack("<I", length_bytes)[0]
+        elif vr.isalpha() and vr.isupper():
             length = struct.unpack("<H", header[6:8])[0]
+        else:
+            raise ValueError(
+                "the file meta information has an element without a valid explicit VR, "
+                "so the start of the deflated dataset is unknown"
+            )
         handle.seek(length, 1)
-        del element
 
 
 #: JPEG 2000 codestream start (SOC + SIZ markers) and JP2 file signature box.

@@ -42,6 +42,7 @@ from scipy import ndimage
 from ictcf.errors import InputError
 from ictcf.imaging import geometry as geo
 from ictcf.imaging.dicom_headers import (
+    LONG_LENGTH_VRS,
     FrameAttributes,
     MissingAttributeError,
     check_deflated_size,
@@ -74,6 +75,34 @@ IMPLICIT_PADDING_MAX_HU = -1500.0
 HEADER_DEFER_SIZE = "16 KB"
 #: Modalities whose pixel values are Hounsfield units after the modality transform.
 HU_MODALITIES = frozenset({"CT"})
+#: Defined terms of (0008,0060) Modality (DICOM PS3.3 C.7.3.1.1.1). A reason names a Modality
+#: only when it is one of these, because any other text may be patient data.
+#: NOTE: a term the standard adds after this list was written is reported as unrecognised.
+MODALITY_DEFINED_TERMS = frozenset(
+    {"ANN", "AR", "ASMT", "AU", "BDUS", "BI", "BMD", "CFM", "CR", "CT", "CTPROTOCOL", "DG"}
+    | {"DMS", "DOC", "DX", "ECG", "EEG", "EMG", "EOG", "EPS", "ES", "FID", "GM", "HC", "HD"}
+    | {"IO", "IOL", "IVOCT", "IVUS", "KER", "KO", "LEN", "LS", "M3D", "MG", "MR", "NM", "OAM"}
+    | {"OCT", "OP", "OPM", "OPT", "OPTBSV", "OPTENF", "OPV", "OSS", "OT", "PA", "PLAN", "POS"}
+    | {"PR", "PT", "PX", "REG", "RESP", "RF", "RG", "RTDOSE", "RTIMAGE", "RTINTENT", "RTPLAN"}
+    | {"RTRAD", "RTRECORD", "RTSEGANN", "RTSTRUCT", "RWV", "SEG", "SM", "SMR", "SR", "SRF"}
+    | {"STAIN", "TEXTUREMAP", "TG", "US", "VA", "XA", "XAPROTOCOL", "XC"}
+)
+#: Defined terms of (0028,0004) PhotometricInterpretation (DICOM PS3.3 C.7.6.3.1.2, with the
+#: retired ones), named in a reason for the same reason.
+PHOTOMETRIC_DEFINED_TERMS = frozenset(
+    {"MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", "RGB", "HSV", "ARGB", "CMYK", "XYB"}
+    | {"YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_422", "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT"}
+)
+#: Greyscale photometric interpretations, the only ones that form volumes.
+GREYSCALE_PHOTOMETRIC = frozenset({"MONOCHROME1", "MONOCHROME2"})
+#: Accepted (0028,0100) BitsAllocated values (bits): the sizes numpy reads natively.
+BITS_ALLOCATED_VALUES = frozenset({8, 16, 32})
+#: Largest |RescaleSlope| (HU per stored unit) accepted. CT usually writes 1, so a larger slope
+#: is a header error, and with at most 32 stored bits it keeps HU far inside float32.
+MAX_RESCALE_SLOPE = 1000.0
+#: Largest |RescaleIntercept| (HU) accepted. CT usually writes -1024, and 100 000 HU is far
+#: beyond any tissue or metal.
+MAX_RESCALE_INTERCEPT_HU = 1.0e5
 #: Pixel-data elements removed from the header handed out with each slice.
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
@@ -89,9 +118,9 @@ class ExcludedFile:
     path : Path
         The file.
     reason : str
-        Why it was left out. It names tags and rules, never a header value, except
-        (0008,0060) Modality, (0028,0004) PhotometricInterpretation and a registered SOP
-        class name.
+        Why it was left out. It names tags and rules, never a header value, except a
+        (0008,0060) Modality or (0028,0004) PhotometricInterpretation that is one of the
+        standard's defined terms and a registered SOP class name.
     series_instance_uid : str
         (0020,000E) SeriesInstanceUID when the header was read, else empty. Callers use it to
         group exclusions by series without reading the file again (a file excluded as a
@@ -297,10 +326,6 @@ _META_PEEK_BYTES = 4096
 #: Largest File Meta group (bytes) walked by :func:`_may_be_deflated`. A longer group is
 #: implausible, so it is parsed with pydicom instead (slower, but only for such files).
 _MAX_PEEKED_META_BYTES = 1024 * 1024
-#: Explicit VRs whose element header has a 4-byte length after 2 reserved bytes (PS3.5 7.1.2).
-_LONG_LENGTH_VRS = frozenset(
-    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
-)
 _DEFLATED_UID_BYTES = str(pydicom.uid.DeflatedExplicitVRLittleEndian).encode("ascii")
 _ROWS_TAG = 0x00280010
 _COLUMNS_TAG = 0x00280011
@@ -385,7 +410,7 @@ def _may_be_deflated(handle: Any, head: bytes) -> bool:
         if element[:2] != b"\x02\x00":
             return deflated
         vr = element[4:6]
-        if vr in _LONG_LENGTH_VRS:
+        if vr in LONG_LENGTH_VRS:
             if len(element) < 12:
                 return True
             length = int.from_bytes(element[8:12], "little")
@@ -486,6 +511,8 @@ def _single_integer(dataset: Dataset, keyword: str | int, label: str) -> int | N
         value = header_value(dataset, keyword)
     except _HEADER_ERRORS as err:
         raise _ExcludedFileError(f"invalid {label}: it must be one integer") from err
+    if type(value) is int:
+        return value  # The common case (US values), checked first because it is per file.
     if value is None or value == "":
         return None
     if (
@@ -499,6 +526,7 @@ def _single_integer(dataset: Dataset, keyword: str | int, label: str) -> int | N
 
 
 def _image_exclusion(dataset: Dataset) -> str | None:
+    """Return why an image cannot form a CT volume, or None. The reason never quotes free text."""
     if _ROWS_TAG not in dataset or _COLUMNS_TAG not in dataset:
         sop_class = pydicom.uid.UID(single_uid(dataset, "SOPClassUID"))
         # UID.name is the UID itself for one pydicom does not register, and an unregistered
@@ -506,17 +534,75 @@ def _image_exclusion(dataset: Dataset) -> str | None:
         registered = bool(sop_class) and sop_class.name != str(sop_class)
         name = sop_class.name if registered else "an unrecognised SOP class"
         return f"not an image ({name}): (0028,0010) Rows and (0028,0011) Columns are missing"
-    modality = str(header_value(dataset, "Modality", "")).upper()
-    if modality and modality not in HU_MODALITIES:
-        return f"modality {modality} is not CT, so its values are not Hounsfield units"
+    modality = _upper_text(header_value(dataset, "Modality", ""))
+    if modality != "" and modality not in HU_MODALITIES:
+        named = (
+            f"modality {modality}"
+            if modality in MODALITY_DEFINED_TERMS
+            else "(0008,0060) Modality has an unrecognised value and"
+        )
+        return f"{named} is not CT, so its values are not Hounsfield units"
+    sop_class_value = header_value(dataset, "SOPClassUID")
+    if sop_class_value is not None and not isinstance(sop_class_value, str):
+        return "invalid (0008,0016) SOPClassUID: it must be one UID"
     samples = _single_integer(dataset, "SamplesPerPixel", "(0028,0002) SamplesPerPixel")
     if samples is not None and samples < 1:
         return "invalid (0028,0002) SamplesPerPixel: it must be 1 for greyscale CT"
     if samples is not None and samples != 1:
         return f"colour image ({samples} samples per pixel): only greyscale CT forms volumes"
-    photometric = str(header_value(dataset, "PhotometricInterpretation", "MONOCHROME2")).upper()
-    if photometric not in ("MONOCHROME1", "MONOCHROME2"):
-        return f"photometric interpretation {photometric} is not greyscale"
+    photometric = _upper_text(header_value(dataset, "PhotometricInterpretation", "MONOCHROME2"))
+    if photometric not in GREYSCALE_PHOTOMETRIC:
+        named = (
+            f"photometric interpretation {photometric}"
+            if photometric in PHOTOMETRIC_DEFINED_TERMS
+            else "(0028,0004) PhotometricInterpretation has an unrecognised value and"
+        )
+        return f"{named} is not greyscale (MONOCHROME1 or MONOCHROME2)"
+    return _pixel_description_exclusion(dataset)
+
+
+def _upper_text(value: Any) -> str | None:
+    """Return a one-value text attribute in upper case, None for several values or a non-text."""
+    return value.upper() if isinstance(value, str) else None
+
+
+def _pixel_description_exclusion(dataset: Dataset) -> str | None:
+    """Return why the Image Pixel module cannot describe CT values, or None."""
+    allocated = _single_integer(dataset, "BitsAllocated", "(0028,0100) BitsAllocated")
+    if allocated is not None and allocated not in BITS_ALLOCATED_VALUES:
+        return "invalid (0028,0100) BitsAllocated: it must be 8, 16 or 32"
+    stored = _single_integer(dataset, "BitsStored", "(0028,0101) BitsStored")
+    if stored is not None and not 1 <= stored <= (allocated or 16):
+        return "invalid (0028,0101) BitsStored: it must be 1 to (0028,0100) BitsAllocated"
+    high_bit = _single_integer(dataset, "HighBit", "(0028,0102) HighBit")
+    if high_bit is not None and stored is not None and high_bit != stored - 1:
+        return "invalid (0028,0102) HighBit: it must be (0028,0101) BitsStored minus 1"
+    representation = _single_integer(
+        dataset, "PixelRepresentation", "(0028,0103) PixelRepresentation"
+    )
+    if representation is not None and representation not in (0, 1):
+        return "invalid (0028,0103) PixelRepresentation: it must be 0 (unsigned) or 1 (signed)"
+    frames = _single_integer(dataset, "NumberOfFrames", "(0028,0008) NumberOfFrames")
+    if frames is not None and frames < 1:
+        return "invalid (0028,0008) NumberOfFrames: it must be a positive integer"
+    return None
+
+
+def _rescale_exclusion(rescale: tuple[float, float] | None) -> str | None:
+    """Return why a (slope, intercept) pair cannot give Hounsfield units, or None."""
+    if rescale is None:
+        return None
+    slope, intercept = rescale
+    if not (math.isfinite(slope) and 0.0 < abs(slope) <= MAX_RESCALE_SLOPE):
+        return (
+            "invalid (0028,1053) RescaleSlope: it must be one finite, non-zero number of at "
+            f"most {MAX_RESCALE_SLOPE:g} in magnitude"
+        )
+    if not (math.isfinite(intercept) and abs(intercept) <= MAX_RESCALE_INTERCEPT_HU):
+        return (
+            "invalid (0028,1052) RescaleIntercept: it must be one finite number of at most "
+            f"{MAX_RESCALE_INTERCEPT_HU:g} HU in magnitude"
+        )
     return None
 
 
@@ -543,6 +629,10 @@ def _frames_of(path: Path, dataset: Dataset, pixel_offset: int) -> list[_Frame]:
         except MissingAttributeError as err:
             where = f"frame {index + 1}: " if multi else ""
             raise _ExcludedFileError(f"no geometry: {where}{err}") from err
+        rescale_reason = _rescale_exclusion(attributes.rescale)
+        if rescale_reason is not None:
+            where = f"frame {index + 1}: " if multi else ""
+            raise _ExcludedFileError(f"{where}{rescale_reason}")
         frames.append(
             _Frame(
                 path=path,
@@ -589,13 +679,16 @@ def _split_by_key(frames: list[_Frame]) -> list[tuple[str, list[_Frame]]]:
             groups.append((key, frame.attributes.orientation, [frame]))
     if len(groups) == 1:
         return [("", groups[0][2])]
+    # (0018,1210) ConvolutionKernel is free text, so parts name a kernel by its number.
+    kernels = list(dict.fromkeys(key[4] for key, _, _ in groups if key[4]))
     result = []
     for key, orientation, members in groups:
         rows, columns, row_spacing, column_spacing, kernel = key
+        kernel_text = f"{kernels.index(kernel) + 1} of {len(kernels)}" if kernel else "not given"
         reason = (
             f"series split by matrix, pixel spacing, kernel and orientation: this part has "
             f"{rows}x{columns} pixels at {row_spacing}x{column_spacing} mm, kernel "
-            f"{kernel or 'not given'}, orientation {np.round(orientation, 3).tolist()}"
+            f"{kernel_text}, orientation {np.round(orientation, 3).tolist()}"
         )
         result.append((reason, members))
     return result
