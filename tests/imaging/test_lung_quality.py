@@ -7,6 +7,7 @@ import pytest
 from numpy.typing import NDArray
 
 from ictcf.errors import InputError
+from ictcf.imaging.lung import _label_4_connected, _label_areas
 from ictcf.imaging.quality import (
     MAX_PLAUSIBLE_COMPONENTS,
     NICT_MAX_LUNG_AREA_MM2,
@@ -138,3 +139,13 @@ def test_qc_rejects_bad_input() -> None:
         measure_slice_quality(np.zeros((2, 3, 3), dtype=bool))
     with pytest.raises(InputError, match="pixel spacing"):
         measure_slice_quality(np.zeros((3, 3), dtype=bool), pixel_spacing_mm=(1.0, -1.0))
+
+
+def test_labelling_falls_back_beyond_16_bit_labels() -> None:
+    # A 512x512 checkerboard has 131,072 separate 4-connected squares of one pixel.
+    checkerboard = (np.indices((512, 512)).sum(axis=0) % 2).astype(np.uint8)
+    count, labels = _label_4_connected(checkerboard)
+    assert count == 131_072 + 1
+    areas = _label_areas(labels, count)
+    assert areas[0] == 131_072
+    assert set(areas[1:].tolist()) == {1}

@@ -1056,7 +1056,7 @@ def _dark_regions_in_body(
     radius = max(1, round(GREY_BODY_CLOSING_PER_512 * smooth.shape[1] / 512.0))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     closed = cv2.morphologyEx(bright.view(np.uint8), cv2.MORPH_CLOSE, kernel)
-    count, labels = cv2.connectedComponents(closed, connectivity=4)
+    count, labels = _label_4_connected(closed)
     lungs = np.zeros(smooth.shape, dtype=bool)
     if count < 2:
         return lungs
@@ -1066,7 +1066,7 @@ def _dark_regions_in_body(
     dark = body & ~bright & ~outside
     # Labels and a bincount of areas cost half of OpenCV's labelling with statistics, and
     # only the few large regions (not the specks of noisy images) are looked at further.
-    count, labels = cv2.connectedComponents(dark.view(np.uint8), connectivity=4)
+    count, labels = _label_4_connected(dark.view(np.uint8))
     areas = _label_areas(labels, count)
     for index in np.flatnonzero(areas[1:] >= min_area) + 1:
         region = labels == index
@@ -1081,6 +1081,20 @@ def _dark_regions_in_body(
 _EXACT_FLOAT32_COUNT = 1 << 24
 
 
+def _label_4_connected(mask: NDArray[Any]) -> tuple[int, NDArray[Any]]:
+    """Label the 4-connected regions of a 0/1 image, as 16-bit labels when they fit.
+
+    16-bit labels are about a quarter faster to write and to count. OpenCV raises an error
+    when 16 bits cannot hold the labels (a noise pattern can have more than 65,535 regions),
+    and the labelling is then redone with 32-bit labels.
+    """
+    try:
+        count, labels = cv2.connectedComponents(mask, connectivity=4, ltype=cv2.CV_16U)
+    except cv2.error:
+        count, labels = cv2.connectedComponents(mask, connectivity=4, ltype=cv2.CV_32S)
+    return int(count), labels
+
+
 def _label_areas(labels: NDArray[Any], count: int) -> NDArray[np.int64]:
     """Count the pixels of each label 0..count-1 of an OpenCV labelling.
 
@@ -1089,7 +1103,9 @@ def _label_areas(labels: NDArray[Any], count: int) -> NDArray[np.int64]:
     ``np.bincount``.
     """
     if count <= np.iinfo(np.uint16).max and labels.size < _EXACT_FLOAT32_COUNT:
-        histogram = cv2.calcHist([labels.astype(np.uint16)], [0], None, [count], [0, count])
+        histogram = cv2.calcHist(
+            [labels.astype(np.uint16, copy=False)], [0], None, [count], [0, count]
+        )
         return np.asarray(histogram, dtype=np.float32).ravel().astype(np.int64)
     return np.bincount(np.asarray(labels).ravel(), minlength=count).astype(np.int64)
 
