@@ -13,7 +13,6 @@ import functools
 import itertools
 import logging
 import math
-import re
 import struct
 import zlib
 from collections.abc import Iterator
@@ -30,6 +29,8 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.pixels import get_decoder
+
+from ictcf.imaging.upload_files import scrub_quoted_values
 
 logger = logging.getLogger(__name__)
 
@@ -203,10 +204,6 @@ class MissingAttributeError(ValueError):
     """A header lacks an attribute needed to place a frame in space."""
 
 
-#: A quoted part of an exception text: '...' or "...", up to the closing quote or the end.
-_QUOTED_TEXT = re.compile(r"'[^']*(?:'|$)|\"[^\"]*(?:\"|$)")
-
-
 def redact_quoted_values(text: str) -> str:
     """Replace every quoted part of an exception text by ``'<value>'`` (or ``"<value>"``).
 
@@ -214,9 +211,10 @@ def redact_quoted_values(text: str) -> str:
     ``invalid literal for int() with base 10: 'AB'``. Reasons and warnings that are stored
     in the database or in reports go through this function so that a header value (a name,
     an ID, a date) never reaches them. An opening quote without a closing one hides the
-    rest of the text.
+    rest of the text. The rules are those of the reader warnings
+    (:func:`ictcf.imaging.upload_files.scrub_quoted_values`).
     """
-    return _QUOTED_TEXT.sub(lambda match: f"{match.group(0)[0]}<value>{match.group(0)[0]}", text)
+    return scrub_quoted_values(text, close_open_quote=True)
 
 
 def describe_error(error: BaseException) -> str:

@@ -91,7 +91,9 @@ def describe_upload_file(index: int, sha256: str) -> str:
     return f"file {index} of the upload (SHA-256 {sha256[:SHORT_SHA256_DIGITS]})"
 
 
-def scrub_quoted_values(text: str, *, keep: re.Pattern[str] | None = None) -> str:
+def scrub_quoted_values(
+    text: str, *, keep: re.Pattern[str] | None = None, close_open_quote: bool = False
+) -> str:
     """Replace the content of every quoted value in ``text`` by ``<value>``.
 
     pydicom quotes the offending value in its warnings (``Invalid value for VR IS:
@@ -105,6 +107,8 @@ def scrub_quoted_values(text: str, *, keep: re.Pattern[str] | None = None) -> st
         A reader message.
     keep : re.Pattern, optional
         Quoted text that matches this pattern in full is kept (such as an upload reference).
+    close_open_quote : bool, default False
+        Write the closing quote after ``<value>`` also where the message had none.
 
     Returns
     -------
@@ -121,7 +125,8 @@ def scrub_quoted_values(text: str, *, keep: re.Pattern[str] | None = None) -> st
         inner = body[1:-1] if closed else body[1:]
         if keep is not None and keep.fullmatch(inner):
             return quoted
-        return f"{prefix}{quote}{VALUE_PLACEHOLDER}{quote if closed else ''}"
+        closing = quote if closed or close_open_quote else ""
+        return f"{prefix}{quote}{VALUE_PLACEHOLDER}{closing}"
 
     return _QUOTED_VALUE.sub(replace, text)
 
