@@ -272,9 +272,11 @@ def _explicit_element(tag: int, vr: bytes, value: bytes) -> bytes:
 def _deflated_bomb(
     path: Path, *, padding: int, stated_length: int | None = None, extra_meta: bytes = b""
 ) -> Path:
-    """Write a deflated file whose body inflates to 4 MiB, with ``padding`` bytes of
-    (0002,0001) FileMetaInformationVersion and ``extra_meta`` at the end of the File Meta
-    group; ``stated_length`` overrides the group length."""
+    """Write a deflated file whose body inflates to 4 MiB.
+
+    (0002,0001) FileMetaInformationVersion carries ``padding`` extra bytes, and ``extra_meta``
+    ends the File Meta group. ``stated_length`` overrides the group length.
+    """
     meta = b"".join(
         [
             _explicit_element(0x00020001, b"OB", b"\x00\x01" + bytes(padding)),
@@ -325,7 +327,7 @@ def test_deflate_bomb_found_behind_padding(
 
 
 #: A (0002,0099) UV element of 0x403 zero bytes. Its 4-byte length field, 03 04 00 00, is
-#: itself a valid empty raw deflate stream (BFINAL, fixed Huffman codes, end of block), so a
+#: itself a valid empty raw deflate stream (BFINAL, fixed Huffman codes, end of block). A
 #: walker that read a 2-byte length for UV would inflate nothing there and pass the file.
 _UV_META_ELEMENT = _explicit_element(0x00020099, b"UV", bytes(0x403))
 

@@ -37,8 +37,8 @@ def test_tcia_sbu_axial_slices_only(
     factory: sessionmaker[Session], shared_data: Path, tmp_path: Path
 ) -> None:
     folder = _require(shared_data / "tcia-sbu")
-    # The folder holds eight patients' slices; they are imported as one to test slice
-    # selection.
+    # The folder contains eight patients' slices. They are imported as one upload to test
+    # slice selection.
     report = import_dicom(
         factory,
         folder,

@@ -1270,14 +1270,16 @@ def _encoded_once(
 ) -> dict[BaseTag, DataElement | RawDataElement] | None:
     """Encode ``dataset`` and read it back as raw elements, to be shared by many headers.
 
-    A raw element is immutable: pydicom converts it into a new element of the dataset that
-    contains it when it is first accessed, so one encoded element can be placed in every header
-    of an upload without the headers sharing a mutable value. pydicom writes raw values of a
-    dataset unchanged when the dataset keeps the encoding it was read in, so the elements are
-    encoded in the header's encoding: ``encoding`` is ``Dataset.original_encoding``, (None,
-    None) for a dataset made in memory (pydicom then converts raw elements before writing,
-    and explicit VR little endian is used). Returns None for a big-endian encoding: such
-    headers are rare and get new elements each time.
+    A raw element is immutable, and pydicom converts it into a new element of the dataset that
+    contains it when it is first accessed. One encoded element can therefore be placed in every
+    header of an upload without the headers sharing a mutable value.
+
+    pydicom writes raw values of a dataset unchanged when the dataset keeps the encoding it was
+    read in, so the elements are encoded in the header's encoding. ``encoding`` is
+    ``Dataset.original_encoding``. It is (None, None) for a dataset made in memory, whose raw
+    elements pydicom converts before writing, and explicit VR little endian is used then.
+    Returns None for a big-endian encoding, because such headers are rare and get new
+    elements each time.
     """
     implicit, little_endian = encoding
     if little_endian is False:

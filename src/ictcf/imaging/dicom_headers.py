@@ -166,8 +166,8 @@ def header_text(dataset: Dataset, keyword: str | int, default: Any = None) -> An
     """Return a text attribute value as :func:`header_value` does, reading plain ASCII directly.
 
     A raw value of plain ASCII bytes (no ESC byte, which starts ISO 2022 code switching)
-    decodes the same under every character set pydicom maps a DICOM declaration to, so it is
-    decoded without pydicom's character set handling: one value is returned as ``str`` with
+    decodes the same under every character set pydicom maps a DICOM declaration to. Such a
+    value is decoded without pydicom's character set handling: one value is returned as ``str`` with
     trailing spaces and NULs removed, several as a list. Other values go through
     :func:`header_value`.
     """

@@ -834,12 +834,12 @@ def patient_identity_counts(plans: Sequence[Any], *, secret: bytes) -> tuple[int
 
     keys: set[str] = set()
     without_identity = 0
-    # Single-frame headers are still held by the plans from the planning read; the files of
-    # multi-frame objects are read again for these attributes only.
-    held: dict[Path, Any] = {}
+    # The plans still keep the single-frame headers of the planning read. The files of
+    # multi-frame objects are read again, for these attributes only.
+    planned_headers: dict[Path, Any] = {}
     for plan in plans:
         for path, (header, _) in plan._header_cache.items():
-            held[Path(path)] = header
+            planned_headers[Path(path)] = header
     paths = sorted({Path(frame.path) for plan in plans for frame in plan.frames})
     for path in paths:
         try:
@@ -847,7 +847,7 @@ def patient_identity_counts(plans: Sequence[Any], *, secret: bytes) -> tuple[int
             # headers, so the second read does not count them again.
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                header = held.get(path)
+                header = planned_headers.get(path)
                 if header is None:
                     header = pydicom.dcmread(
                         path, stop_before_pixels=True, specific_tags=list(PATIENT_IDENTITY_TAGS)
